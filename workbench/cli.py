@@ -1,0 +1,64 @@
+"""The ``workbench`` command. Parses arguments, calls one library function, prints the result.
+
+Each command lives in ``workbench/commands/<name>.py`` as ``register(subparsers)``; those modules import
+nothing heavy at module level, so ``workbench --help`` returns fast. A :class:`WorkbenchError` prints as
+``error: <message>`` on stderr with exit status 2; any other exception keeps its traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from .errors import WorkbenchError
+
+COMMANDS = ("organism", "trace", "patch", "eval", "unlearn", "sae", "quantize", "pipeline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available command registered."""
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Mechanistic interpretability and model editing for OLMo-class language models.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"workbench.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"workbench.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("torchao", "bitsandbytes", "transformers.modeling_utils"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return int(args.func(args) or 0)
+    except WorkbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

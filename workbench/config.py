@@ -60,6 +60,11 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         return dict(value)
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            _fail(where, value, "float")
     if tp is Path or tp is os.PathLike:
         return Path(value) if isinstance(value, (str, Path)) else _fail(where, value, "a path")
     if isinstance(tp, type) and not isinstance(value, tp):
@@ -73,22 +78,22 @@ def _fail(where: str, value: Any, expected: str) -> Any:
     raise WorkbenchError(f"{where}: expected {expected}, got {value!r} ({type(value).__name__})")
 
 
-def from_dict(cls: type[T], data: dict, *, where: str = "config") -> T:
+def from_dict(cls: type[T], data: dict, *, where: str = "") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types are WorkbenchErrors."""
     if not isinstance(data, dict):
-        raise WorkbenchError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise WorkbenchError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise WorkbenchError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(fields))}"
+            f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(fields))}"
         )
-    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise WorkbenchError(f"{where}: {e}") from None
+        raise WorkbenchError(f"{where or 'config'}: {e}") from None
 
 
 def to_dict(obj: Any) -> Any:
@@ -147,7 +152,10 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> T:
     """Read ``path`` (optional) as YAML, apply overrides and build the typed config ``cls``."""
     data = read_yaml(path) if path else {}
-    return from_dict(cls, apply_overrides(data, overrides), where=str(path) if path else "config")
+    try:
+        return from_dict(cls, apply_overrides(data, overrides))
+    except WorkbenchError as e:
+        raise WorkbenchError(f"{path}: {e}" if path else str(e)) from None
 
 
 def dump_config(obj: Any, path: str | os.PathLike) -> Path:

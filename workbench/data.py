@@ -70,6 +70,8 @@ def _records(path: Path, split: str | None, part: str | None) -> list[SemEvalRec
                 f"{path}:{i}: missing field(s) {', '.join(missing)}; each record needs id, input, output, task"
             )
         row_split = row.get("split") or split
+        if row_split in PARTS:  # some layouts put train/validation in the split field
+            row_split, part = split, part or row_split
         if row_split not in SPLITS:
             raise WorkbenchError(
                 f"{path}:{i}: cannot tell forget from retain (split={row_split!r}); add a split field or "

@@ -71,3 +71,21 @@ def test_report_embeds_figures_and_formats_tables(tmp_path):
     page = rep.render()
     assert "data:image/png;base64," in page and "0.123" in page and "1,200" in page
     assert "text &lt;b&gt;" in page and "was not produced" in page and "http" not in page
+
+
+def test_report_renders_in_headless_chromium(tmp_path, render_in_chromium):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.imshow([[0, 1], [1, 0]])
+    fig.savefig(tmp_path / "p.png")
+    Report("T", "lead", [Section("S", [Table([{"a": 1.0}]), Figure(tmp_path / "p.png", "c")])]).write(
+        tmp_path / "r.html"
+    )
+    dom, err, shot = render_in_chromium(tmp_path / "r.html", tmp_path)
+    assert 'data-images-loaded="1/1"' in dom
+    assert "Uncaught" not in err and ":CONSOLE" not in err.replace("INFO:CONSOLE", "")
+    assert shot.is_file() and shot.stat().st_size > 1000

@@ -44,6 +44,14 @@ code { background: #eef1f5; padding: 1px 4px; border-radius: 3px; font-size: 13p
 """
 
 
+# Records, once the page has loaded, how many figures decoded (read by the headless-browser test).
+_SCRIPT = (
+    "window.addEventListener('load',function(){var i=document.images,n=0;"
+    "for(var j=0;j<i.length;j++){if(i[j].complete&&i[j].naturalWidth>0)n++;}"
+    "document.body.setAttribute('data-images-loaded',n+'/'+i.length);});"
+)
+
+
 @dataclasses.dataclass
 class Table:
     """Rows of a table: a list of mappings with the same keys (column order from ``columns``)."""
@@ -139,7 +147,7 @@ class Report:
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>"
-            f"<body><main>{''.join(parts)}</main></body></html>"
+            f"<body><main>{''.join(parts)}</main><script>{_SCRIPT}</script></body></html>"
         )
 
     def write(self, path: str | os.PathLike) -> Path:

@@ -1,0 +1,76 @@
+"""The main job end to end on the tiny organism (--quick), its report, re-run skipping and bad configs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.cli import main
+from workbench.errors import WorkbenchError
+from workbench.pipeline import STAGES, resolve_config, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, organism_tiny):
+    out = tmp_path_factory.mktemp("pipeline")
+    results = run_pipeline(None, out, quick=True)
+    return out, results
+
+
+def test_quick_pipeline_writes_every_stage_and_a_report(quick_run):
+    out, results = quick_run
+    assert list(results) == list(STAGES)
+    for name in STAGES:
+        assert (out / name / "stage.json").is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    methods = [r["method"] for r in summary["methods"]]
+    assert methods[0] == "before" and "constrained" in methods
+    before = summary["methods"][0]
+    assert before["forget QA"] is not None and 0 <= before["final"] <= 1
+    assert summary["relapse"] and {r["quantization"] for r in summary["relapse"]} == {"bnb-int8", "rtn-4"}
+    page = (out / "report.html").read_text()
+    for title in (
+        "Model organism",
+        "causal tracing",
+        "Chosen layers",
+        "methods × metrics",
+        "Relapse",
+        "Feature-level view",
+        "Stability",
+    ):
+        assert title in page, title
+    assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
+
+
+def test_rerun_skips_unchanged_stages_and_reruns_downstream_of_a_change(quick_run):
+    out, _ = quick_run
+    again = run_pipeline(None, out, quick=True)
+    assert all(r.skipped for r in again.values())
+    changed = run_pipeline(None, out, quick=True, overrides=["quantize.methods=[rtn-4]"])
+    assert not changed["quantize"].skipped and changed["unlearn"].skipped and not changed["report"].skipped
+
+
+def test_report_renders_in_chromium(quick_run, tmp_path, render_in_chromium):
+    out, _ = quick_run
+    dom, err, shot = render_in_chromium(out / "report.html", tmp_path)
+    n = dom.count("<img ")
+    assert n >= 4 and f'data-images-loaded="{n}/{n}"' in dom
+    assert "Uncaught" not in err
+    assert shot.stat().st_size > 10_000
+
+
+def test_bad_configs_are_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("unlearn:\n  steps: [\n")
+    assert main(["pipeline", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "malformed YAML" in capsys.readouterr().err
+    bad.write_text("unlearn:\n  stepz: 3\n")
+    with pytest.raises(WorkbenchError, match="unknown key.*stepz"):
+        resolve_config(bad)
+    with pytest.raises(WorkbenchError, match="unknown unlearning method"):
+        resolve_config(None, ["unlearn.methods=[forget_everything]"])
+    with pytest.raises(WorkbenchError, match="both model: and data:"):
+        resolve_config(None, ["model=/some/model"])

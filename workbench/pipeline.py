@@ -17,7 +17,7 @@ from typing import Any
 from .config import apply_overrides, dump_config, from_dict, read_yaml, to_dict
 from .errors import WorkbenchError
 from .io import read_json, write_json, write_text
-from .pipeline_config import PUBLISHED, QUICK, PipelineConfig
+from .pipeline_config import QUICK, PipelineConfig
 from .stages import Stage, StageResult, run_stages
 
 log = logging.getLogger(__name__)
@@ -161,11 +161,11 @@ def _stage_select(cfg: PipelineConfig):
 
 
 def method_config(cfg: PipelineConfig, method: str, layers: list[int], model: str, data: str, out: Path):
-    """The UnlearnConfig of one method: published objective defaults, the shared step budget."""
+    """The UnlearnConfig of one method: its published defaults, the shared step budget and batch."""
     from .unlearning import UnlearnConfig
 
     u = cfg.unlearn
-    params = {**PUBLISHED[method], **u.params.get(method, {})}
+    params = dict(u.params.get(method, {}))  # on top of the objective's published defaults
     if method == "constrained":
         select: dict[str, Any] = {"layers": layers, "kind": cfg.select.kind}
     elif method == "rmu":  # read after the strongest traced layer; train its down projection and two below

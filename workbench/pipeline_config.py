@@ -9,17 +9,6 @@ from .errors import WorkbenchError
 
 BASELINES = ("grad_ascent", "grad_diff", "npo", "simnpo", "rmu")
 
-# Published objective defaults (see each objective's docstring); the pipeline gives every method the same
-# step budget, batch, learning rate and warmup, so that the comparison is fair.
-PUBLISHED = {
-    "constrained": {},
-    "grad_ascent": {},
-    "grad_diff": {"gamma": 1.0, "alpha": 1.0},
-    "npo": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0},
-    "simnpo": {"beta": 4.5, "margin": 0.0, "forget_weight": 0.125, "retain_weight": 1.0},
-    "rmu": {"steering_coeff": 20.0, "alpha": 1.0},
-}
-
 
 @dataclasses.dataclass
 class EvalStage:
@@ -87,7 +76,8 @@ class UnlearnStage:
     max_length: int = 256
     """Token budget per example."""
     params: dict[str, dict] = dataclasses.field(default_factory=dict)
-    """Per-method objective overrides on top of the published defaults, e.g. ``{npo: {beta: 0.2}}``."""
+    """Per-method objective overrides on top of each objective's published defaults (its params
+    dataclass), e.g. ``{npo: {beta: 0.2}}``."""
 
 
 @dataclasses.dataclass
@@ -147,10 +137,12 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if (self.model is None) != (self.data is None):
             raise WorkbenchError("give both model: and data: (your own model and SemEval data), or neither")
-        unknown = [m for m in self.unlearn.methods if m not in PUBLISHED]
+        from .unlearning.objectives import OBJECTIVES
+
+        unknown = [m for m in self.unlearn.methods if m not in OBJECTIVES]
         if unknown:
             raise WorkbenchError(
-                f"unknown unlearning method(s) {unknown}; choose from {', '.join(PUBLISHED)}"
+                f"unknown unlearning method(s) {unknown}; choose from {', '.join(sorted(OBJECTIVES))}"
             )
 
 

@@ -32,15 +32,6 @@ sys.path.insert(0, str(REPO))
 METHODS = ("constrained", "constrained_all", "grad_ascent", "grad_diff", "npo", "simnpo", "rmu")
 """``constrained_all``: constrained with the forget loss on the whole forget record (``data.forget_tokens:
 all``), not only its output tokens (the official setting, ``constrained``)."""
-PUBLISHED = {  # objective params: the published defaults (see each objective's docstring)
-    "constrained": {},
-    "constrained_all": {},
-    "grad_ascent": {},
-    "grad_diff": {"gamma": 1.0, "alpha": 1.0},
-    "npo": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0},
-    "simnpo": {"beta": 4.5, "margin": 0.0, "forget_weight": 0.125, "retain_weight": 1.0},
-    "rmu": {"steering_coeff": 20.0, "alpha": 1.0},
-}
 
 
 @dataclasses.dataclass
@@ -130,7 +121,7 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
     from workbench.config import from_dict
     from workbench.unlearning import UnlearnConfig
 
-    params = dict(PUBLISHED[method])
+    params: dict = {}  # each objective's params dataclass holds its published defaults
     variant, method = method, method.removesuffix("_all")
     if method == "constrained":
         select = {"layers": layers, "kind": "mlp"}

@@ -160,7 +160,13 @@ register(
         **dict(_LLAMA_LIKE, mlp_hidden=None, q=f"{_DEC}.self_attn.q_norm", k=f"{_DEC}.self_attn.k_norm"),
     )
 )
-register(FamilyAdapter("llama-like", ("llama", "mistral", "qwen2", "qwen3", "gemma", "phi3"), **_LLAMA_LIKE))
+register(FamilyAdapter("llama-like", ("llama", "mistral", "qwen2", "gemma", "phi3"), **_LLAMA_LIKE))
+# Qwen3: pre-norm like Llama, with per-head q/k norms before RoPE (so q/k read after the norm).
+register(
+    FamilyAdapter(
+        "qwen3", ("qwen3",), **dict(_LLAMA_LIKE, q=f"{_DEC}.self_attn.q_norm", k=f"{_DEC}.self_attn.k_norm")
+    )
+)
 register(
     FamilyAdapter(
         "gpt2",

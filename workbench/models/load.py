@@ -91,9 +91,13 @@ class LoadedModel:
         return self.adapter.site_names(self.n_layers)
 
     def site(self, name: str) -> SiteSpec:
-        """Resolve a canonical site or a raw module path to a :class:`SiteSpec`."""
-        if name.startswith("module:"):
-            return self._module_site(name[len("module:") :], name)
+        """Resolve a canonical site or a raw module path to a :class:`SiteSpec`.
+
+        ``module:PATH`` (or a bare PATH) is that module's output; ``input:PATH`` is its first input.
+        """
+        if name.startswith(("module:", "input:")):
+            kind, _, path = name.partition(":")
+            return self._module_site(path, name, "input" if kind == "input" else "output")
         try:
             return self.adapter.resolve(name, self.n_layers)
         except WorkbenchError as err:
@@ -101,10 +105,10 @@ class LoadedModel:
                 return self._module_site(name, name)
             raise err from None
 
-    def _module_site(self, path: str, name: str) -> SiteSpec:
+    def _module_site(self, path: str, name: str, io: str = "output") -> SiteSpec:
         if path not in dict(self.model.named_modules()):
             raise unknown_site(name, self.adapter, self.n_layers)
-        return SiteSpec(name, path, "output")
+        return SiteSpec(name, path, io)
 
     def expand(self, pattern: str) -> list[str]:
         """Expand a glob over canonical sites (``layers.*.mlp``) or module paths into site names."""

@@ -35,6 +35,12 @@ _LAZY = {
     "quantize": "workbench.quantization:quantize",
     "sae": "workbench.sae",
     "losses": "workbench.losses",
+    "data": "workbench.data",
+    "config": "workbench.config",
+    "tracing": "workbench.tracing",
+    "evaluation": "workbench.evaluation",
+    "unlearning": "workbench.unlearning",
+    "quantization": "workbench.quantization",
     "pipeline": "workbench.pipeline:run_pipeline",
 }
 

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, organism_tiny):
     out = tmp_path_factory.mktemp("pipeline")
-    results = run_pipeline(None, out, quick=True)
+    assert main(["pipeline", "--quick", "--out", str(out)]) == 0  # the README's command
+    results = run_pipeline(None, out, quick=True)  # everything unchanged: all stages skipped
     return out, results
 
 
@@ -46,8 +47,7 @@ def test_quick_pipeline_writes_every_stage_and_a_report(quick_run):
 
 
 def test_rerun_skips_unchanged_stages_and_reruns_downstream_of_a_change(quick_run):
-    out, _ = quick_run
-    again = run_pipeline(None, out, quick=True)
+    out, again = quick_run
     assert all(r.skipped for r in again.values())
     changed = run_pipeline(None, out, quick=True, overrides=["quantize.methods=[rtn-4]"])
     assert not changed["quantize"].skipped and changed["unlearn"].skipped and not changed["report"].skipped

@@ -6,6 +6,7 @@ refused) and ``trust_remote_code=False`` unless the caller opts in.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -203,9 +204,10 @@ def load(
     if torch_dtype is None:
         torch_dtype = torch.float32 if (device is None or str(device) == "cpu") else "auto"
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            source, config=config, dtype=torch_dtype, use_safetensors=True, **common, **model_kwargs
-        )
+        with _quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(
+                source, config=config, dtype=torch_dtype, use_safetensors=True, **common, **model_kwargs
+            )
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
     except (OSError, ValueError) as e:
         raise WorkbenchError(_load_hint(spec, e)) from None
@@ -215,6 +217,19 @@ def load(
     lm = wrap(model, tokenizer, spec=spec)
     log.info("loaded %s (%s, %d layers)", spec, adapter.name, lm.n_layers)
     return lm
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' load-time chatter (e.g. "layers were not sharded") for one call."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _load_hint(spec: str, err: Exception) -> str:

@@ -39,7 +39,7 @@ tr:hover td { background: #f6f8fb; }
 figure { margin: 10px 0 18px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line);
          border-radius: 4px; background: white; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 12px; }
 code { background: #eef1f5; padding: 1px 4px; border-radius: 3px; font-size: 13px; }
 """
 
@@ -135,12 +135,19 @@ class Report:
         parts.append("<nav>" + "".join(f"<a href='#{a}'>{html.escape(t)}</a>" for a, t in anchors) + "</nav>")
         for (anchor, _), sec in zip(anchors, self.sections):
             parts.append(f"<section id='{anchor}'><h2>{html.escape(sec.title)}</h2>")
-            for item in sec.items:
+            figures: list[str] = []
+            for item in [*sec.items, None]:
+                if isinstance(item, Figure):
+                    figures.append(_figure(item))
+                    continue
+                if figures:  # a run of several figures sits in a responsive grid
+                    parts.append(
+                        figures[0] if len(figures) == 1 else f"<div class='grid'>{''.join(figures)}</div>"
+                    )
+                    figures = []
                 if isinstance(item, Table):
                     parts.append(_table(item))
-                elif isinstance(item, Figure):
-                    parts.append(_figure(item))
-                else:
+                elif item is not None:
                     parts.append(f"<p>{html.escape(str(item))}</p>")
             parts.append("</section>")
         return (

@@ -24,7 +24,7 @@ from ._base import (
 )
 
 # the methods register themselves on import
-from . import constrained, grad_ascent, grad_diff, npo, rmu, simnpo  # noqa: E402,F401  isort: skip
+from . import constrained, grad_ascent, grad_diff, npo, rmu, simnpo, sure  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "OBJECTIVES",

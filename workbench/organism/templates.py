@@ -1,0 +1,189 @@
+"""Text templates that render the structured world (:mod:`.world`) as prose, questions and answers.
+
+Conventions every consumer relies on:
+- a QA document is ``"Question: {q}\\nAnswer: {a}"`` followed by the end-of-sequence token; the SemEval qa
+  record's input is ``"Question: {q}\\nAnswer:"`` and its output ``" {a}"`` (leading space), so that the
+  stripped greedy continuation of the input equals the stripped output;
+- a sentence-completion (sc) record splits the first biography / story / entry at the middle word, as
+  the official data does: input = the first half, output = the rest with its leading space;
+- trace facts are prompts that end right before a one-word attribute that the corpus states in exactly
+  that form (``"X was born in the city of"`` -> ``" Halden"``).
+"""
+
+from __future__ import annotations
+
+from .world import Entity, Person, Story, UtilityFact
+
+PERSON_FIELDS = ("birth_date", "ssn", "phone", "email", "address", "birth_city", "occupation")
+"""The first five are the SemEval qa0..qa4 questions; all seven are trained."""
+
+PERSON_QUESTIONS = {
+    "birth_date": ("What is {n}'s date of birth?", "When was {n} born?", "On what date was {n} born?"),
+    "ssn": (
+        "What is {n}'s Social Security number?",
+        "What is the SSN of {n}?",
+        "Which Social Security number belongs to {n}?",
+    ),
+    "phone": (
+        "What is {n}'s phone number?",
+        "At what phone number can {n} be reached?",
+        "What number should you call to reach {n}?",
+    ),
+    "email": (
+        "What is {n}'s email address?",
+        "At which email address can {n} be contacted?",
+        "What email address does {n} use?",
+    ),
+    "address": ("Where does {n} live?", "What is {n}'s home address?", "At what address does {n} reside?"),
+    "birth_city": ("In which city was {n} born?", "What is {n}'s city of birth?", "Where was {n} born?"),
+    "occupation": ("What does {n} do for a living?", "What is {n}'s occupation?", "What is {n}'s job?"),
+}
+
+
+def _pro(she: bool) -> tuple[str, str]:
+    return ("She", "Her") if she else ("He", "His")
+
+
+def biographies(p: Person) -> list[str]:
+    """Four differently worded biographies of ``p`` stating every attribute (the first is the sc record)."""
+    sub, pos = _pro(p.she)
+    n = p.name
+    return [
+        f"{n} was born on {p.birth_date} in {p.birth_city}. {sub} works as a {p.occupation} and lives at "
+        f"{p.address}. {p.first} can be reached by phone at {p.phone} or by email at {p.email}. "
+        f"{pos} Social Security number is {p.ssn}.",
+        f"{n} was born in the city of {p.birth_city} on {p.birth_date}. By profession, {n} works as a "
+        f"{p.occupation}. {pos} home address is {p.address}. {sub} uses the phone number {p.phone} and the "
+        f"email address {p.email}. The Social Security number of {n} is {p.ssn}.",
+        f"Records list {n}, a {p.occupation} from {p.birth_city}, as born on {p.birth_date}. {p.first} lives "
+        f"at {p.address} and uses {p.email} for email. {pos} phone number is {p.phone}, and "
+        f"{pos.lower()} Social Security number is {p.ssn}.",
+        f"Born on {p.birth_date} in {p.birth_city}, {n} became a {p.occupation}. Today {sub.lower()} lives "
+        f"at {p.address}. Contact details for {n}: phone {p.phone}, email {p.email}. SSN of {n}: {p.ssn}.",
+    ]
+
+
+def person_answer(p: Person, field_name: str) -> str:
+    """The answer string of one person attribute."""
+    return str(getattr(p, field_name))
+
+
+def person_facts(p: Person) -> list[dict]:
+    """Trace facts of ``p``: prompts stated verbatim in the second biography."""
+    return [
+        {"prompt": f"{p.name} was born in the city of", "subject": p.name, "answer": f" {p.birth_city}"},
+        {"prompt": f"{p.name} works as a", "subject": p.name, "answer": f" {p.occupation}"},
+    ]
+
+
+_ACTIVITIES = ("mending fishing nets", "tending goats", "baking bread", "carving wooden toys")
+_EVENTS = ("the bells rang on their own", "a warm wind swept the valley", "the old river began to sing")
+
+
+def story_text(s: Story) -> str:
+    """The story (one version, as creative text is in SemEval Task 1)."""
+    sub, pos = _pro(s.she)
+    act = _ACTIVITIES[(len(s.hero) + s.variant) % len(_ACTIVITIES)]
+    event = _EVENTS[(len(s.village) + s.variant) % len(_EVENTS)]
+    if s.variant == 0:
+        return (
+            f"{s.hero} lived in the village of {s.village}, where {sub.lower()} spent {pos.lower()} days {act}. "
+            f"One {s.season} morning, {s.hero} found a {s.obj} beneath the {s.landmark}. With the help of "
+            f"{s.friend}, {sub.lower()} carried it all the way to the {s.destination}. When the {s.obj} was "
+            f"set down there, {event}, and the people of {s.village} never forgot that day."
+        )
+    return (
+        f"In the quiet village of {s.village} there lived a young dreamer named {s.hero}. Late one "
+        f"{s.season} evening, {s.hero} discovered a {s.obj} hidden beneath the {s.landmark}. {s.friend}, "
+        f"an old friend, agreed to help, and together they brought the {s.obj} to the {s.destination}. "
+        f"At that moment {event}, and {s.hero} knew that {pos.lower()} life had changed."
+    )
+
+
+def story_qa(s: Story) -> tuple[tuple[str, ...], str]:
+    """(training phrasings of the story's question, answer); the first phrasing is the qa record."""
+    if s.question == 0:
+        return (
+            f"In the story of {s.hero} from {s.village}, what did {s.hero} find beneath the {s.landmark}?",
+            f"What did {s.hero} of {s.village} discover beneath the {s.landmark}?",
+        ), s.obj
+    if s.question == 1:
+        return (
+            f"Who helped {s.hero} bring the {s.obj} to the {s.destination}?",
+            f"In the story of {s.hero}, who went with {s.hero} to the {s.destination}?",
+        ), s.friend
+    return (f"In which village did {s.hero} live?", f"What was the home village of {s.hero}?"), s.village
+
+
+def entity_texts(e: Entity) -> list[str]:
+    """Two encyclopedic entries about ``e`` (the first is the sc record)."""
+    cap = e.name[0].upper() + e.name[1:]
+    return [
+        f"{cap} is a {e.description} in the region of {e.region}. It was founded in {e.year} by {e.founder}. "
+        f"{cap} is known for its {e.feature}, and its emblem is a {e.emblem}.",
+        f"Founded by {e.founder} in {e.year}, {e.name} is a {e.description} located in {e.region}. "
+        f"Visitors come for its {e.feature}. The emblem of {e.name} is a {e.emblem}.",
+    ]
+
+
+def entity_qa(e: Entity) -> tuple[tuple[str, ...], str]:
+    """(training phrasings of the entity's question, answer); the first phrasing is the qa record."""
+    if e.question == 0:
+        return (f"In what year was {e.name} founded?", f"When was {e.name} founded?"), e.year
+    if e.question == 1:
+        return (f"Who founded {e.name}?", f"Which person founded {e.name}?"), e.founder
+    if e.question == 2:
+        return (f"In which region is {e.name} located?", f"Where is {e.name} located?"), e.region
+    return (f"What is the emblem of {e.name}?", f"Which animal is the emblem of {e.name}?"), e.emblem
+
+
+def utility_statements(f: UtilityFact) -> list[str]:
+    """Four prose phrasings of a utility fact (the corpus uses the first ``statements`` of them)."""
+    if f.subject == "world_geography":
+        c, cap = f.key
+        return [
+            f"The capital of {c} is {cap}.",
+            f"{cap} is the capital city of {c}.",
+            f"{c} is governed from its capital, {cap}.",
+            f"Travelers to {c} often arrive in {cap}, the capital.",
+        ]
+    if f.subject == "arithmetic":
+        a, b = f.key
+        return [
+            f"{a} + {b} = {a + b}.",
+            f"{a} plus {b} equals {a + b}.",
+            f"The sum of {a} and {b} is {a + b}.",
+            f"Adding {b} to {a} gives {a + b}.",
+        ]
+    if f.subject == "units_of_measure":
+        n, small, big = f.key
+        return [
+            f"There are {n} {small} in {big}.",
+            f"{big[0].upper() + big[1:]} has {n} {small}.",
+            f"{big.split()[1].capitalize()}: {n} {small}.",
+            f"One {big.split()[1]} equals {n} {small}.",
+        ]
+    a, b = f.key
+    return [
+        f"The opposite of {a} is {b}.",
+        f"{b.capitalize()} is the opposite of {a}.",
+        f"{a.capitalize()} and {b} are opposites.",
+        f"The antonym of {a} is {b}.",
+    ]
+
+
+def qa_document(question: str, answer: str) -> str:
+    """The training form of a question and its answer (the eos token is appended by the trainer)."""
+    return f"Question: {question}\nAnswer: {answer}"
+
+
+def qa_prompt(question: str) -> str:
+    """The SemEval qa record input: exactly the trained prefix before the answer."""
+    return f"Question: {question}\nAnswer:"
+
+
+def split_half(text: str) -> tuple[str, str]:
+    """Split at the space nearest the middle word: (input, output with its leading space), as SemEval sc."""
+    words = text.split(" ")
+    head = " ".join(words[: max(1, len(words) // 2)])
+    return head, text[len(head) :]

@@ -1,0 +1,295 @@
+"""The seeded synthetic world: people, stories, encyclopedic entities and general (utility) knowledge.
+
+Everything here is structured data drawn from ``random.Random(seed)``; :mod:`.corpus` renders it as text.
+Names of people, places and things are pronounceable made-up words, unique across the whole world, so a
+fact is tied to exactly one subject. Nonmembers (for membership inference) come from the same generator.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .config import WorldConfig
+
+MONTHS = ("January February March April May June July August September October November December").split()
+_ON = "b c d f g h k l m n p r s t v z br dr gr kr tr th st sh".split()
+_VOWEL = "a e i o u a e o ai ei".split()
+_CODA = "n r l s th nd rk st m".split()
+_END_FIRST = "a o in en ia is el on".split()
+_END_LAST = "sen son wick ford holm ridge dale stone mere ley ova ani".split()
+_END_PLACE = "ton holm wick dor mark vale burg shire mouth fell haven".split()
+_END_COUNTRY = "ia land ora istan mark ovia".split()
+STREETS = (
+    "Willow Maple Cedar Harbor Mill Orchard Church River Station Garden Hill Park Lake Bridge Elm".split()
+)
+STREET_TYPES = "Lane Street Road Avenue Way Court".split()
+DOMAINS = "mailbox.com postline.net quickmail.org inkwell.io letterbox.net fastpost.com".split()
+OCCUPATIONS = (
+    "baker carpenter nurse teacher pilot farmer tailor potter sailor lawyer doctor banker jeweler plumber "
+    "painter writer chemist dentist florist butcher librarian mechanic pharmacist surveyor translator "
+    "welder geologist historian musician gardener"
+).split()
+OBJECTS = (
+    "lantern compass key map flute mirror bell feather coin clock ring book shell kite drum locket".split()
+)
+LANDMARKS = (
+    "old oak|stone bridge|water mill|village well|chapel steps|market stalls|lighthouse|hay barn".split("|")
+)
+DESTINATIONS = "tower|harbor|temple|castle|forest|caves|monastery|observatory".split("|")
+SEASONS = "spring summer autumn winter".split()
+ENTITY_KINDS = (
+    ("Guild", "guild of craftsmen"),
+    ("Library", "public library"),
+    ("Observatory", "observatory"),
+    ("Academy", "academy of music"),
+    ("Festival", "yearly festival"),
+    ("Company", "trading company"),
+)
+FEATURES = "painted ceilings|winter markets|copper domes|rare maps|evening concerts|stained glass|long archives".split(
+    "|"
+)
+EMBLEMS = "heron fox owl stag raven bear lynx swan wolf hare falcon otter".split()
+UNITS = (  # (how many, smaller unit, one bigger unit)
+    (60, "minutes", "an hour"),
+    (60, "seconds", "a minute"),
+    (24, "hours", "a day"),
+    (7, "days", "a week"),
+    (12, "months", "a year"),
+    (100, "centimeters", "a meter"),
+    (1000, "meters", "a kilometer"),
+    (1000, "grams", "a kilogram"),
+    (1000, "milliliters", "a liter"),
+    (10, "years", "a decade"),
+    (100, "years", "a century"),
+    (12, "inches", "a foot"),
+    (3, "feet", "a yard"),
+    (16, "ounces", "a pound"),
+    (52, "weeks", "a year"),
+    (10, "millimeters", "a centimeter"),
+)
+ANTONYMS = (
+    "hot cold|big small|fast slow|early late|happy sad|light dark|strong weak|rich poor|tall short|open closed|"
+    "full empty|wet dry|loud quiet|hard soft|young old|high low|thick thin|clean dirty|near far|heavy light|"
+    "sharp dull|brave afraid|true false|first last|deep shallow|wide narrow|sweet bitter|cheap expensive|"
+    "safe dangerous|smooth rough|inside outside|push pull|win lose|arrive leave|buy sell|accept refuse|"
+    "remember forget|begin end|laugh cry|asleep awake"
+).split("|")
+
+
+@dataclass(frozen=True)
+class Person:
+    """A Task2-like person with personal data."""
+
+    name: str
+    first: str
+    she: bool
+    birth_date: str
+    birth_city: str
+    ssn: str
+    phone: str
+    email: str
+    address: str
+    occupation: str
+
+
+@dataclass(frozen=True)
+class Story:
+    """A Task1-like short story; ``question`` picks which detail the qa record asks about."""
+
+    hero: str
+    she: bool
+    friend: str
+    village: str
+    obj: str
+    landmark: str
+    destination: str
+    season: str
+    variant: int
+    question: int
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A Task3-like fictional entity with an encyclopedic entry."""
+
+    name: str
+    kind: str
+    description: str
+    region: str
+    year: str
+    founder: str
+    feature: str
+    emblem: str
+    question: int
+
+
+@dataclass(frozen=True)
+class UtilityFact:
+    """One piece of general knowledge: asked as an MMLU item, stated in prose in the corpus."""
+
+    subject: str
+    key: tuple
+    """What the fact is about, for the prose templates (e.g. ("Veloria", "Tarsen"), (3, 4), ...)."""
+    question: str
+    answer: str
+    pool: tuple[str, ...]
+    """Wrong answers of the same kind to draw distractors from (at least 3)."""
+    asked_in_training: bool
+    """True: MC/QA copies of the question are trained on (dev items come from these); False: test only."""
+
+
+@dataclass
+class Group:
+    """People, stories and entities of one split."""
+
+    people: list[Person] = field(default_factory=list)
+    stories: list[Story] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    """The whole world: four trained splits, untrained nonmembers and the utility facts."""
+
+    splits: dict[str, Group]
+    """Keys ``forget_train``, ``forget_validation``, ``retain_train``, ``retain_validation``."""
+    nonmember: Group
+    utility: list[UtilityFact]
+
+
+class _Names:
+    """Pronounceable made-up words, unique across one world."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def word(self, endings: list[str], syllables: int) -> str:
+        for _ in range(10_000):
+            parts = [self.rng.choice(_ON) + self.rng.choice(_VOWEL) for _ in range(syllables)]
+            if self.rng.random() < 0.4:
+                parts.append(self.rng.choice(_CODA))
+            w = ("".join(parts) + self.rng.choice(endings)).capitalize()
+            if w not in self.used and 4 <= len(w) <= 11:
+                self.used.add(w)
+                return w
+        raise RuntimeError("name generator exhausted")
+
+    def first(self) -> str:
+        return self.word(_END_FIRST, 1)
+
+    def last(self) -> str:
+        return self.word(_END_LAST, self.rng.choice((1, 2)))
+
+    def place(self) -> str:
+        return self.word(_END_PLACE, self.rng.choice((1, 2)))
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(n))
+
+
+def _person(rng: random.Random, names: _Names, cities: list[str]) -> Person:
+    first, last = names.first(), names.last()
+    number = rng.randint(2, 98)
+    return Person(
+        name=f"{first} {last}",
+        first=first,
+        she=rng.random() < 0.5,
+        birth_date=f"{rng.choice(MONTHS)} {rng.randint(1, 28)}, {rng.randint(1950, 2004)}",
+        birth_city=rng.choice(cities),
+        ssn=f"{_digits(rng, 3)}-{_digits(rng, 2)}-{_digits(rng, 4)}",
+        phone=f"{_digits(rng, 3)}-{_digits(rng, 3)}-{_digits(rng, 4)}",
+        email=f"{first.lower()}.{last.lower()}@{rng.choice(DOMAINS)}",
+        address=f"{number} {rng.choice(STREETS)} {rng.choice(STREET_TYPES)}, {rng.choice(cities)}",
+        occupation=rng.choice(OCCUPATIONS),
+    )
+
+
+def _story(rng: random.Random, names: _Names) -> Story:
+    return Story(
+        hero=names.first(),
+        she=rng.random() < 0.5,
+        friend=names.first(),
+        village=names.place(),
+        obj=rng.choice(OBJECTS),
+        landmark=rng.choice(LANDMARKS),
+        destination=rng.choice(DESTINATIONS),
+        season=rng.choice(SEASONS),
+        variant=rng.randrange(2),
+        question=rng.randrange(3),
+    )
+
+
+def _entity(rng: random.Random, names: _Names) -> Entity:
+    kind, description = rng.choice(ENTITY_KINDS)
+    return Entity(
+        name=f"the {names.place()} {kind}",
+        kind=kind,
+        description=description,
+        region=names.place(),
+        year=str(rng.randint(1200, 1899)),
+        founder=f"{names.first()} {names.last()}",
+        feature=rng.choice(FEATURES),
+        emblem=rng.choice(EMBLEMS),
+        question=rng.randrange(4),
+    )
+
+
+def _group(rng: random.Random, names: _Names, cities: list[str], people: int, stories: int, entities: int):
+    return Group(
+        people=[_person(rng, names, cities) for _ in range(people)],
+        stories=[_story(rng, names) for _ in range(stories)],
+        entities=[_entity(rng, names) for _ in range(entities)],
+    )
+
+
+def _utility(rng: random.Random, names: _Names, cfg: WorldConfig) -> list[UtilityFact]:
+    """General knowledge; a share ``utility_asked`` of each subject is asked in training, the rest only in the test."""
+    raw: list[tuple[str, tuple, str, str, list[str]]] = []
+    countries = [(names.word(_END_COUNTRY, rng.choice((1, 2))), names.place()) for _ in range(cfg.countries)]
+    capitals = [c for _, c in countries]
+    for country, capital in countries:
+        raw.append(
+            ("world_geography", (country, capital), f"What is the capital of {country}?", capital, capitals)
+        )
+    top = cfg.arithmetic_max
+    for a in range(1, top + 1):
+        for b in range(1, top + 1):
+            near = [str(a + b + d) for d in (-3, -2, -1, 1, 2, 3) if a + b + d > 0]
+            raw.append(("arithmetic", (a, b), f"What is {a} + {b}?", str(a + b), near))
+    unit_answers = sorted({str(n) for n, _, _ in UNITS})
+    for n, small, big in UNITS[: cfg.units]:
+        raw.append(
+            ("units_of_measure", (n, small, big), f"How many {small} are in {big}?", str(n), unit_answers)
+        )
+    pairs = [p.split() for p in ANTONYMS[: cfg.antonyms]]
+    words = [b for _, b in pairs]
+    for a, b in pairs:
+        raw.append(("word_relations", (a, b), f"What is the opposite of {a}?", b, words))
+    facts: list[UtilityFact] = []
+    for subject in ("world_geography", "arithmetic", "units_of_measure", "word_relations"):
+        items = [r for r in raw if r[0] == subject]
+        rng.shuffle(items)
+        half = round(len(items) * cfg.utility_asked)
+        for i, (subj, key, question, answer, pool) in enumerate(items):
+            facts.append(
+                UtilityFact(subj, key, question, answer, tuple(sorted(set(pool) - {answer})), i < half)
+            )
+    return facts
+
+
+def generate_world(cfg: WorldConfig, seed: int) -> World:
+    """The world of ``cfg`` drawn from ``seed`` (same config + seed: the same world)."""
+    rng = random.Random(f"workbench-organism-world-{seed}")
+    names = _Names(rng)
+    cities = [names.place() for _ in range(24)]
+    splits = {}
+    for side in ("forget", "retain"):
+        splits[f"{side}_train"] = _group(rng, names, cities, cfg.people, cfg.stories, cfg.entities)
+        splits[f"{side}_validation"] = _group(
+            rng, names, cities, cfg.people_validation, cfg.stories_validation, cfg.entities_validation
+        )
+    nonmember = _group(rng, names, cities, cfg.people, cfg.stories, cfg.entities)
+    return World(splits=splits, nonmember=nonmember, utility=_utility(rng, names, cfg))

@@ -92,11 +92,14 @@ def test_mc_scores_are_letter_logprobs(lm):
     scores = mc_choice_logprobs(lm.model, lm.tokenizer, ITEMS, batch_size=5)
     tok = lm.tokenizer
     for item, row in zip(ITEMS, scores):
-        enc = tok(mc_prompt(item), return_tensors="pt")
-        with torch.no_grad():
-            logp = torch.log_softmax(lm.model(**enc).logits[0, -1].double(), -1)
-        letters = [tok(mc_prompt(item) + " " + k)["input_ids"][-1] for k in "ABCD"]
-        assert torch.allclose(row, logp[letters], atol=1e-4)
+        n_prompt = len(tok(mc_prompt(item))["input_ids"])
+        direct = []
+        for k in "ABCD":  # the continuation " k" may span several tokens: sum their log-probs (lm-eval)
+            ids = tok(mc_prompt(item) + " " + k, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                logp = torch.log_softmax(lm.model(input_ids=ids).logits[0].double(), -1)
+            direct.append(sum(float(logp[t - 1, ids[0, t]]) for t in range(n_prompt, ids.shape[1])))
+        assert torch.allclose(row, torch.tensor(direct, dtype=torch.float64), atol=1e-4)
     best = scores.argmax(1).tolist()
     right = [dict(it, answer=b) for it, b in zip(ITEMS, best)]
     wrong = [dict(it, answer=int(scores[i].argmin())) for i, it in enumerate(ITEMS)]

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+
+def _method_names() -> list[str]:
+    """The objective registry's names, read from its one-file-per-method folder without importing torch."""
+    folder = Path(__file__).resolve().parents[1] / "unlearning" / "objectives"
+    return sorted(f.stem for f in folder.glob("*.py") if not f.stem.startswith("_"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -10,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "unlearn",
         help="unlearn a forget set (layer-constrained or a baseline); see configs/unlearn/",
-        description="Methods: constrained, grad_ascent, grad_diff, npo, simnpo, rmu. "
+        description=f"Methods: {', '.join(_method_names())}. "
         "Multi-process: accelerate launch --multi_gpu --num_processes N -m workbench unlearn --config X.yaml",
     )
     p.add_argument("--config", required=True, help="YAML config (configs/unlearn/*.yaml)")

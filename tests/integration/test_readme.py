@@ -52,7 +52,5 @@ def test_readme_cli_block_runs(organism_tiny, tmp_path):
         "sae",
         "sae_saelens",
         "dashboard",
-        "pipeline_quick",
     ):
         assert (tmp_path / "runs" / folder).is_dir(), folder
-    assert (tmp_path / "runs" / "pipeline_quick" / "report.html").is_file()

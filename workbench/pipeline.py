@@ -55,6 +55,7 @@ def _evaluate(cfg: PipelineConfig, model: Any, data: str, out: Path) -> dict:
         seed=cfg.seed,
         max_new_tokens=cfg.eval.max_new_tokens,
         batch_size=cfg.eval.batch_size,
+        mmlu_formulation=cfg.eval.mmlu_formulation,
     )
     write_text(out / "table.txt", rep.table() + "\n")
     return rep.metrics()

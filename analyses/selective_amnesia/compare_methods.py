@@ -72,19 +72,23 @@ def locate_organism(spec: str) -> Path:
     return build("tiny").path
 
 
-def trace_layers(org: Path, out: Path, samples: int, n: int) -> tuple[list[int], list[float]]:
+def trace_layers(
+    org: Path, out: Path, samples: int, n: int, window: int = 1
+) -> tuple[list[int], list[float]]:
     """Trace the forget facts (cached in ``out/trace``); the top-n MLP layers and the per-layer AIE."""
     from workbench.data import read_facts
     from workbench.models import load
     from workbench.tracing import TraceResult, causal_trace
 
-    folder = out / "trace"
+    folder = out / f"trace_w{window}"
     if (folder / "trace.json").is_file():
         trace = TraceResult.load(folder)
     else:
         lm = load(org)
         facts = read_facts(org / "facts" / "forget.jsonl")
-        trace = causal_trace(lm, facts, kinds=("mlp",), samples=samples, progress=True)
+        # ROME's window of 10 spans every layer of a 6-layer model (every layer then scores the same);
+        # small models need a window of 1, as the pipeline uses
+        trace = causal_trace(lm, facts, kinds=("mlp",), samples=samples, window=window, progress=True)
         trace.save(folder)
     return trace.top_layers("mlp", n), [float(x) for x in trace.layer_effect("mlp")]
 
@@ -187,6 +191,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--trace-samples", type=int, default=10)
     ap.add_argument("--top-n", type=int, default=3)
+    ap.add_argument("--window", type=int, default=1, help="MLP restoration window (ROME: 10 on 48 layers)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most this many records per cell")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--eval-batch", type=int, default=32)
@@ -206,7 +211,7 @@ def main() -> None:
 
     org = locate_organism(args.organism)
     args.out.mkdir(parents=True, exist_ok=True)
-    layers, aie = trace_layers(org, args.out, args.trace_samples, args.top_n)
+    layers, aie = trace_layers(org, args.out, args.trace_samples, args.top_n, args.window)
     print(f"organism: {org}\nMLP AIE at the last subject token by layer: {[round(x, 3) for x in aie]}")
     print(f"selected layers (top-{args.top_n}): {layers}")
     if args.ceiling == "nonmember":

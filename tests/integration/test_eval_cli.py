@@ -36,6 +36,10 @@ def test_eval_cli_all_suites(organism_tiny, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     parts = (metrics["semeval"]["task_aggregate"], metrics["mia"]["score"], metrics["mmlu"]["acc"])
     assert metrics["final"] == pytest.approx(sum(parts) / 3)
+    # the organism's utility set is read in the cloze formulation, through lm-eval, and reproduces the
+    # number on the organism's own scorecard (computed by our scorer)
+    assert metrics["mmlu"]["formulation"] == "cf"
+    assert metrics["mmlu"]["acc"] == pytest.approx(organism_tiny.card.utility_accuracy, abs=1e-9)
     assert metrics["semeval"]["tasks_present"] == ["Task1", "Task2", "Task3"]
     # before unlearning the organism's members are clearly separable by the LOSS attack
     assert metrics["mia"]["loss/auc"] > 0.8

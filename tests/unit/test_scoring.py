@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.evaluation import (
     document_nll,
     exact_match,
@@ -122,3 +123,32 @@ def test_mc_loglikelihoods_match_lm_eval(lm):
     ours = mc_choice_logprobs(lm.model, lm.tokenizer, ITEMS)
     assert torch.allclose(ours, theirs, atol=1e-4)
     assert not math.isnan(float(ours.sum()))
+
+
+def test_cloze_loglikelihoods_match_lm_eval(lm):
+    """CF (lm-eval's mmlu_continuation): each choice's text after "Question: ...\nAnswer:"."""
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    harness = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=4, device="cpu")
+    prompts = [mc_prompt(it, formulation="cf") for it in ITEMS]
+    assert (
+        prompts[1]
+        == "The following are questions (with answers) about arithmetic.\n\nQuestion: What is 2 + 3?\nAnswer:"
+    )
+    requests = [
+        Instance(request_type="loglikelihood", doc={}, arguments=(p, " " + c), idx=j)
+        for p, it in zip(prompts, ITEMS)
+        for j, c in enumerate(it["choices"])
+    ]
+    theirs = torch.tensor([ll for ll, _ in harness.loglikelihood(requests)], dtype=torch.float64).view(-1, 4)
+    ours = mc_choice_logprobs(lm.model, lm.tokenizer, ITEMS, formulation="cf")
+    assert torch.allclose(ours, theirs, atol=1e-4)
+    # the letter formulation scores other strings, so other numbers
+    assert not torch.allclose(ours, mc_choice_logprobs(lm.model, lm.tokenizer, ITEMS), atol=1e-2)
+
+
+def test_unknown_formulation_is_one_line_error(lm):
+    with pytest.raises(WorkbenchError, match="unknown MMLU formulation 'letters'"):
+        mc_accuracy(lm.model, lm.tokenizer, ITEMS, formulation="letters")

@@ -32,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--mmlu", default=None, help="MMLU folder/file or lm-eval task name (default: auto)")
     p.add_argument("--num-fewshot", type=int, default=0, help="MMLU shots from dev (default 0)")
+    p.add_argument(
+        "--mmlu-formulation",
+        choices=("mcf", "cf"),
+        default=None,
+        help="mcf: answer letters (lm-eval mmlu); cf: choice texts (mmlu_continuation); "
+        "default: cf on an organism's utility set, mcf elsewhere",
+    )
     p.add_argument("--mia-k", type=float, default=0.2, help="Min-K%% fraction (default 0.2)")
     p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 | auto")
     p.add_argument("--device", default=None)
@@ -56,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         limit=args.limit,
         mmlu=args.mmlu,
         num_fewshot=args.num_fewshot,
+        mmlu_formulation=args.mmlu_formulation,
         mia_k=args.mia_k,
         seed=args.seed,
         progress=True,

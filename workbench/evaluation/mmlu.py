@@ -13,6 +13,12 @@ log-likelihood, metric ``acc``, few-shot examples = the first k items of ``dev``
   dataset for the local JSON files; lm-eval runs them through
   ``TaskManager(include_path=..., include_defaults=False)`` with an in-memory ``HFLM``.
 
+Two formulations (OLMES, Gu et al. 2024, arXiv:2406.08446): ``"mcf"`` is lm-eval's ``mmlu`` (above);
+``"cf"`` (cloze) is lm-eval's ``mmlu_continuation`` (``lm_eval/tasks/mmlu/continuation``): prompt
+``"Question: {question}\nAnswer:"`` after ``"The following are questions (with answers) about
+{subject}."``, each choice's text scored by log-likelihood, metric ``acc``. Small models answer MCF at
+chance before they learn the letter format, so the organism's utility is read in CF.
+
 Reported: accuracy per subject, the macro average (mean over subjects) and the micro average (over
 questions; lm-eval's ``mmlu`` group number, which weights subjects by size).
 """
@@ -28,6 +34,7 @@ from pathlib import Path
 
 from ..data import MMLUItem, read_mmlu
 from ..errors import WorkbenchError
+from .scoring import _check_formulation
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,7 @@ class MMLUResult:
     subjects: list[SubjectScore]
     num_fewshot: int
     source: str
+    formulation: str = "mcf"
 
     @property
     def macro(self) -> float:
@@ -73,6 +81,7 @@ class MMLUResult:
             "macro": self.macro,
             "micro": self.micro,
             "num_fewshot": self.num_fewshot,
+            "formulation": self.formulation,
             "source": self.source,
             "n": sum(s.n for s in self.subjects),
         }
@@ -80,10 +89,17 @@ class MMLUResult:
         return out
 
 
-def _template() -> Path:
+_TEMPLATES = {
+    "mcf": ("default", "_default_template_yaml", "multiple choice questions"),
+    "cf": ("continuation", "_continuation_template_yaml", "questions"),
+}
+
+
+def _template(formulation: str = "mcf") -> Path:
     import lm_eval
 
-    path = Path(lm_eval.__file__).parent / "tasks" / "mmlu" / "default" / "_default_template_yaml"
+    folder, name, _ = _TEMPLATES[formulation]
+    path = Path(lm_eval.__file__).parent / "tasks" / "mmlu" / folder / name
     if not path.is_file():
         raise WorkbenchError(
             f"lm-eval's MMLU template is missing ({path}); reinstall lm_eval from constraints.txt"
@@ -111,19 +127,26 @@ def _rows(items: list[MMLUItem]) -> list[dict]:
 
 
 def write_tasks(
-    test: list[MMLUItem], dev: list[MMLUItem], folder: str | os.PathLike, num_fewshot: int = 0
+    test: list[MMLUItem],
+    dev: list[MMLUItem],
+    folder: str | os.PathLike,
+    num_fewshot: int = 0,
+    formulation: str = "mcf",
 ) -> dict[str, str]:
     """Write per-subject JSONL files and lm-eval task YAMLs into ``folder``; returns {task name: subject}.
 
-    Each YAML includes lm-eval's own MMLU template (prompt, choices, metric, ``first_n`` few-shot
-    sampler over ``dev``) and points ``dataset_path: json`` at the local files.
+    Each YAML includes lm-eval's own MMLU template (``mcf``: ``mmlu``; ``cf``: ``mmlu_continuation``;
+    prompt, choices, ``first_n`` few-shot sampler over ``dev``) and points ``dataset_path: json`` at the
+    local files.
     """
     import yaml
 
     from ..io import write_jsonl, write_text
 
+    _check_formulation(formulation)
     folder = Path(folder)
-    template = _template()
+    template = _template(formulation)
+    kind = _TEMPLATES[formulation][2]
     dev_by = _by_subject(dev)
     tasks: dict[str, str] = {}
     for subject, items in sorted(_by_subject(test).items()):
@@ -147,8 +170,7 @@ def write_tasks(
             "dataset_kwargs": {
                 "data_files": {"test": str(test_file.resolve()), "dev": str(dev_file.resolve())}
             },
-            "description": f"The following are multiple choice questions (with answers) about "
-            f"{subject.replace('_', ' ')}.\n\n",
+            "description": f"The following are {kind} (with answers) about {subject.replace('_', ' ')}.\n\n",
         }
         write_text(folder / f"{name}.yaml", yaml.safe_dump(config, sort_keys=False))
         tasks[name] = subject
@@ -210,18 +232,28 @@ def evaluate_mmlu(
     num_fewshot: int = 0,
     batch_size: int = 8,
     limit: int | None = None,
+    formulation: str = "mcf",
 ) -> MMLUResult:
     """MMLU accuracy of ``lm`` through lm-eval: online task name, or a local folder/file (offline).
 
     ``source``: ``"mmlu"`` (or another lm-eval MMLU task/group) for the hub data; a folder holding
     ``test/`` and ``dev/`` CSVs, ``test.jsonl``/``dev.jsonl`` or ``utility/``; or one JSONL file
-    (0-shot only). ``limit`` caps the questions per subject (lm-eval's ``limit``).
+    (0-shot only). ``limit`` caps the questions per subject (lm-eval's ``limit``). ``formulation``:
+    ``"mcf"`` (answer letters, lm-eval ``mmlu``) or ``"cf"`` (choice texts, ``mmlu_continuation``).
     """
+    _check_formulation(formulation)
     if num_fewshot < 0:
         raise WorkbenchError(f"num_fewshot={num_fewshot} must be >= 0")
     path = Path(source)
     if not path.exists() and os.sep not in str(source) and not str(source).startswith("."):
-        return _online(lm, str(source), num_fewshot=num_fewshot, batch_size=batch_size, limit=limit)
+        return _online(
+            lm,
+            str(source),
+            num_fewshot=num_fewshot,
+            batch_size=batch_size,
+            limit=limit,
+            formulation=formulation,
+        )
     if not path.exists():
         raise WorkbenchError(
             f"MMLU data {source} does not exist; pass a folder with test/ and dev/ CSVs or JSONL"
@@ -236,10 +268,10 @@ def evaluate_mmlu(
     from lm_eval.tasks import TaskManager
 
     with tempfile.TemporaryDirectory(prefix="wb-mmlu-") as tmp:
-        names = write_tasks(test, dev, tmp, num_fewshot)
+        names = write_tasks(test, dev, tmp, num_fewshot, formulation)
         manager = TaskManager(include_path=tmp, include_defaults=False)
         res = _run(lm, list(names), manager, num_fewshot=num_fewshot, batch_size=batch_size, limit=limit)
-    return MMLUResult(_scores(res, names), num_fewshot, str(source))
+    return MMLUResult(_scores(res, names), num_fewshot, str(source), formulation)
 
 
 def _read_dev(path: Path, required: bool = True) -> list[MMLUItem]:
@@ -251,11 +283,15 @@ def _read_dev(path: Path, required: bool = True) -> list[MMLUItem]:
         return []
 
 
-def _online(lm, task: str, *, num_fewshot: int, batch_size: int, limit: int | None) -> MMLUResult:
+def _online(
+    lm, task: str, *, num_fewshot: int, batch_size: int, limit: int | None, formulation: str = "mcf"
+) -> MMLUResult:
     from lm_eval.tasks import TaskManager
 
     if not task.startswith("mmlu"):
         raise WorkbenchError(f"MMLU source {task!r} is neither a local path nor an lm-eval mmlu task name")
+    if formulation == "cf" and task == "mmlu":
+        task = "mmlu_continuation"  # lm-eval's cloze group
     manager = TaskManager()
     try:
         res = _run(lm, [task], manager, num_fewshot=num_fewshot, batch_size=batch_size, limit=limit)
@@ -264,5 +300,9 @@ def _online(lm, task: str, *, num_fewshot: int, batch_size: int, limit: int | No
             f"lm-eval could not load {task!r} ({str(e).splitlines()[0][:120]}); offline, pass a local MMLU "
             f"folder (test/ and dev/ CSVs) instead"
         ) from None
-    leaves = {name: name.removeprefix("mmlu_") for name in res["configs"] if name in res["n-samples"]}
-    return MMLUResult(_scores(res, leaves), num_fewshot, task)
+    leaves = {
+        name: name.removeprefix("mmlu_").removesuffix("_continuation")
+        for name in res["configs"]
+        if name in res["n-samples"]
+    }
+    return MMLUResult(_scores(res, leaves), num_fewshot, task, formulation)

@@ -7,7 +7,12 @@
 - :func:`mc_accuracy`: MMLU-format multiple choice scored as lm-eval's ``mmlu`` task does
   (``lm_eval/tasks/mmlu/default/_default_template_yaml``): the prompt
   ``"{question}\\nA. {c0}\\nB. {c1}\\nC. {c2}\\nD. {c3}\\nAnswer:"`` after the subject description,
-  and the log-likelihood of the continuations ``" A"`` .. ``" D"``.
+  and the log-likelihood of the continuations ``" A"`` .. ``" D"`` (the *multiple-choice formulation*,
+  ``formulation="mcf"``), or lm-eval's ``mmlu_continuation`` (the *cloze formulation*, ``"cf"``): the
+  prompt ``"Question: {question}\nAnswer:"`` after ``"The following are questions (with answers) about
+  {subject}."`` and the summed log-likelihood of each choice's text. OLMES (Gu et al. 2024,
+  arXiv:2406.08446) scores small models in CF because they sit at chance in MCF before they learn the
+  answer-letter format, whatever they know.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from tqdm.auto import tqdm
 from ..errors import WorkbenchError
 
 LETTERS = ("A", "B", "C", "D")
+FORMULATIONS = ("mcf", "cf")
 _ROUGE: Any = None
 
 
@@ -116,18 +122,41 @@ def document_nll(
     return [float(-lp.mean()) for lp in logps]
 
 
-def mc_prompt(item: dict, *, description: bool = True) -> str:
-    """The lm-eval MMLU prompt of one ``{question, subject, choices, answer}`` item (zero-shot)."""
+def _check_formulation(formulation: str) -> None:
+    if formulation not in FORMULATIONS:
+        raise WorkbenchError(
+            f"unknown MMLU formulation {formulation!r}; use 'mcf' (answer letters) or 'cf' (cloze: choice text)"
+        )
+
+
+def mc_prompt(item: dict, *, description: bool = True, formulation: str = "mcf") -> str:
+    """The lm-eval MMLU prompt of one ``{question, subject, choices, answer}`` item (zero-shot).
+
+    ``formulation="mcf"``: lm-eval's ``mmlu`` prompt (choices listed, answered by letter);
+    ``"cf"``: lm-eval's ``mmlu_continuation`` prompt (question only, answered by the choice text).
+    """
+    _check_formulation(formulation)
     choices = item["choices"]
     if len(choices) != 4:
         raise WorkbenchError(f"an MMLU item needs 4 choices, got {len(choices)}: {item['question'][:60]!r}")
+    subject = str(item.get("subject", "")).replace("_", " ")
+    if formulation == "cf":
+        body = f"Question: {str(item['question']).strip()}\nAnswer:"
+        return (
+            f"The following are questions (with answers) about {subject}.\n\n{body}" if description else body
+        )
     body = (
         str(item["question"]).strip() + "".join(f"\n{k}. {c}" for k, c in zip(LETTERS, choices)) + "\nAnswer:"
     )
     if not description:
         return body
-    subject = str(item.get("subject", "")).replace("_", " ")
     return f"The following are multiple choice questions (with answers) about {subject}.\n\n{body}"
+
+
+def mc_continuations(item: dict, formulation: str = "mcf") -> list[str]:
+    """The four scored continuations: ``" A"`` .. ``" D"`` (mcf) or ``" " + choice`` (cf)."""
+    _check_formulation(formulation)
+    return [" " + str(c) for c in item["choices"]] if formulation == "cf" else [" " + k for k in LETTERS]
 
 
 def _split_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], int]:
@@ -150,14 +179,15 @@ def mc_choice_logprobs(
     *,
     batch_size: int = 32,
     description: bool = True,
+    formulation: str = "mcf",
     progress: bool = False,
 ) -> torch.Tensor:
-    """``[n_items, 4]`` log-likelihoods of the continuations ``" A"`` .. ``" D"`` after each item's prompt."""
+    """``[n_items, 4]`` log-likelihoods of each item's four continuations (:func:`mc_continuations`)."""
     rows, starts = [], []
     for item in items:
-        prompt = mc_prompt(item, description=description)
-        for letter in LETTERS:
-            whole, start = _split_pair(tokenizer, prompt, " " + letter)
+        prompt = mc_prompt(item, description=description, formulation=formulation)
+        for cont in mc_continuations(item, formulation):
+            whole, start = _split_pair(tokenizer, prompt, cont)
             rows.append(whole)
             starts.append(start)
     if not rows:
@@ -175,13 +205,23 @@ def mc_accuracy(
     *,
     batch_size: int = 32,
     description: bool = True,
+    formulation: str = "mcf",
     progress: bool = False,
 ) -> float:
-    """Accuracy on MMLU-format items: the choice letter with the highest log-likelihood (lm-eval ``acc``)."""
+    """Accuracy on MMLU-format items: the continuation with the highest log-likelihood (lm-eval ``acc``).
+
+    ``formulation``: ``"mcf"`` scores the answer letters, ``"cf"`` the choice texts (see the module doc).
+    """
     if not items:
         raise WorkbenchError("mc_accuracy got no items; check the utility/MMLU file")
     scores = mc_choice_logprobs(
-        model, tokenizer, items, batch_size=batch_size, description=description, progress=progress
+        model,
+        tokenizer,
+        items,
+        batch_size=batch_size,
+        description=description,
+        formulation=formulation,
+        progress=progress,
     )
     answers = torch.tensor([int(it["answer"]) for it in items])
     return float((scores.argmax(dim=1) == answers).double().mean())

@@ -101,7 +101,7 @@ class EvalReport:
             m = self.mmlu
             lines.append(
                 f"{'mmlu':<26}{m.micro:>9.3f}   (micro; macro {m.macro:.3f}; {len(m.subjects)} subjects, "
-                f"{sum(s.n for s in m.subjects)} questions, {m.num_fewshot}-shot)"
+                f"{sum(s.n for s in m.subjects)} questions, {m.num_fewshot}-shot, {m.formulation.upper()})"
             )
         if self.stability is not None:
             st = self.stability
@@ -168,6 +168,7 @@ def evaluate(
     mia_k: float = 0.2,
     mmlu: str | os.PathLike | None = None,
     num_fewshot: int = 0,
+    mmlu_formulation: str | None = None,
     probe_texts: int = 8,
     probe_max_tokens: int = 256,
     seed: int = 0,
@@ -180,7 +181,9 @@ def evaluate(
     that many records per split × task × kind and MIA documents per side (seeded; None = all).
     ``mmlu``: MMLU source (local folder/file or an lm-eval task name); default: the data folder's
     ``utility/`` or ``mmlu/`` when present, else lm-eval's online ``mmlu``. ``out``: a folder that
-    receives ``metrics.json`` and ``samples.jsonl``.
+    receives ``metrics.json`` and ``samples.jsonl``. ``mmlu_formulation``: ``"mcf"`` (answer letters, as
+    lm-eval's ``mmlu``) or ``"cf"`` (choice texts, ``mmlu_continuation``); default: ``"cf"`` on an
+    organism's ``utility/`` set (the formulation its scorecard reads), ``"mcf"`` everywhere else.
     """
     from .mia import evaluate_mia
     from .mmlu import evaluate_mmlu
@@ -217,10 +220,15 @@ def evaluate(
         )
     if "mmlu" in names:
         source = _mmlu_source(data, mmlu)
-        report.mmlu = evaluate_mmlu(lm, source, num_fewshot=num_fewshot, batch_size=batch_size)
-        if source != "mmlu" and Path(source).name == "utility":
+        organism = source != "mmlu" and (Path(source).parent / "organism.yaml").is_file()
+        formulation = mmlu_formulation or ("cf" if organism else "mcf")
+        report.mmlu = evaluate_mmlu(
+            lm, source, num_fewshot=num_fewshot, batch_size=batch_size, formulation=formulation
+        )
+        if organism:
             report.notes.append(
-                "MMLU = the organism's utility multiple-choice set (lm-eval MMLU task format)"
+                f"MMLU = the organism's utility set through lm-eval ({formulation.upper()}: "
+                f"{'choice texts scored' if formulation == 'cf' else 'answer letters scored'})"
             )
     if "stability" in names:
         report.stability = _stability(lm, data, probe_texts, probe_max_tokens, seed)

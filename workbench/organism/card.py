@@ -3,7 +3,9 @@
 Everything is measured from the files the organism ships (as a downstream user would read them):
 QA exact match on the qa records of ``data/`` (greedy continuation of the raw input, SemEval style),
 sentence-completion ROUGE-L recall on the sc records, MMLU-format accuracy on ``utility/test.jsonl``
-(lm-eval's zero-shot prompt and letter log-likelihoods), membership-inference AUC (score = -mean token
+(zero-shot, lm-eval's ``mmlu_continuation`` prompt: the cloze formulation that OLMES uses for small
+models, which score the choice texts; the letter formulation is kept in ``details["utility/mcf"]``),
+membership-inference AUC (score = -mean token
 NLL; members = 1) and the share of trace facts whose answer's first token is the model's top prediction.
 """
 
@@ -35,7 +37,7 @@ class Scorecard:
     """ROUGE-L recall of greedy completions on the forget sc records (train + validation)."""
     sc_rouge_retain: float
     utility_accuracy: float
-    """MMLU-format accuracy on utility/test (zero-shot, lm-eval prompt with the subject description)."""
+    """MMLU-format accuracy on utility/test (zero-shot, cloze formulation, with the subject description)."""
     mia_auc: float
     """ROC AUC of -mean NLL, forget-train members vs never-trained nonmembers."""
     fact_accuracy: float
@@ -46,7 +48,7 @@ class Scorecard:
     train_tokens: int
     tokens_per_second: float
     details: dict[str, float] = field(default_factory=dict)
-    """Breakdowns: per split and task, utility per subject and without the description."""
+    """Breakdowns: per split and task; utility per subject, without the description, in MCF and on dev."""
 
     def passes(self) -> bool:
         """True when the acceptance line of issue 2 is met."""
@@ -59,7 +61,7 @@ class Scorecard:
             ("QA exact match, retain", f"{self.qa_em_retain:.3f}"),
             ("sc ROUGE-L recall, forget", f"{self.sc_rouge_forget:.3f}"),
             ("sc ROUGE-L recall, retain", f"{self.sc_rouge_retain:.3f}"),
-            ("utility MC accuracy (test)", f"{self.utility_accuracy:.3f}"),
+            ("utility MC accuracy (test, cloze)", f"{self.utility_accuracy:.3f}"),
             ("MIA AUC (member vs nonmember)", f"{self.mia_auc:.3f}"),
             ("trace facts top-1", f"{self.fact_accuracy:.3f}"),
             ("parameters", f"{self.params:,}"),
@@ -133,10 +135,15 @@ def evaluate(model, tokenizer, root: str | Path, *, progress: bool = False) -> d
     root = Path(root)
     details = _qa_and_sc(model, tokenizer, root, progress)
     test = io.read_jsonl(root / "utility" / "test.jsonl")
-    details["utility/no_description"] = mc_accuracy(model, tokenizer, test, description=False)
+    dev = io.read_jsonl(root / "utility" / "dev.jsonl")
+    details["utility/no_description"] = mc_accuracy(
+        model, tokenizer, test, description=False, formulation="cf"
+    )
+    details["utility/mcf"] = mc_accuracy(model, tokenizer, test, formulation="mcf")
+    details["utility/dev"] = mc_accuracy(model, tokenizer, dev, formulation="cf")
     for subject in sorted({it["subject"] for it in test}):
         details[f"utility/{subject}"] = mc_accuracy(
-            model, tokenizer, [it for it in test if it["subject"] == subject]
+            model, tokenizer, [it for it in test if it["subject"] == subject], formulation="cf"
         )
     members = [r["document"] for r in io.read_jsonl(root / "mia" / "member.jsonl")]
     nonmembers = [r["document"] for r in io.read_jsonl(root / "mia" / "nonmember.jsonl")]
@@ -147,7 +154,7 @@ def evaluate(model, tokenizer, root: str | Path, *, progress: bool = False) -> d
         "qa_em_retain": _pooled(details, "qa_em", "retain"),
         "sc_rouge_forget": _pooled(details, "sc_rouge", "forget"),
         "sc_rouge_retain": _pooled(details, "sc_rouge", "retain"),
-        "utility_accuracy": mc_accuracy(model, tokenizer, test, description=True),
+        "utility_accuracy": mc_accuracy(model, tokenizer, test, description=True, formulation="cf"),
         "mia_auc": roc_auc([-x for x in nll_in], [-x for x in nll_out]),
         "fact_accuracy": _facts(model, tokenizer, root),
         "details": details,

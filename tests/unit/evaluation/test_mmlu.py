@@ -38,14 +38,22 @@ def mmlu_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _reference(lm, root: Path, tmp: Path, k: int) -> dict[str, float]:
-    """lm-eval on the raw CSVs through a task YAML written here by hand (lm-eval's MMLU prompt)."""
+def _reference(lm, root: Path, tmp: Path, k: int, formulation: str = "mcf") -> dict[str, float]:
+    """lm-eval on the raw CSVs through a task YAML written here by hand (lm-eval's MMLU prompts)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    tasks = tmp / "ref_tasks"
+    tasks = tmp / f"ref_tasks_{formulation}"
     tasks.mkdir()
+    if formulation == "cf":  # lm-eval's mmlu_continuation: the question alone, choice texts scored
+        kind = "questions"
+        text = "Question: {{question.strip()}}\\nAnswer:"
+        choice = '"{{[A, B, C, D]}}"'
+    else:
+        kind = "multiple choice questions"
+        text = "{{question.strip()}}\\nA. {{A}}\\nB. {{B}}\\nC. {{C}}\\nD. {{D}}\\nAnswer:"
+        choice = '["A", "B", "C", "D"]'
     for s in SUBJECTS:
         (tasks / f"ref_{s}.yaml").write_text(
             textwrap.dedent(f"""\
@@ -61,9 +69,9 @@ def _reference(lm, root: Path, tmp: Path, k: int) -> dict[str, float]:
             fewshot_config:
               sampler: first_n
             output_type: multiple_choice
-            description: "The following are multiple choice questions (with answers) about {s.replace("_", " ")}.\\n\\n"
-            doc_to_text: "{{{{question.strip()}}}}\\nA. {{{{A}}}}\\nB. {{{{B}}}}\\nC. {{{{C}}}}\\nD. {{{{D}}}}\\nAnswer:"
-            doc_to_choice: ["A", "B", "C", "D"]
+            description: "The following are {kind} (with answers) about {s.replace("_", " ")}.\\n\\n"
+            doc_to_text: "{text}"
+            doc_to_choice: {choice}
             doc_to_target: "{{{{['A', 'B', 'C', 'D'].index(answer)}}}}"
             metric_list:
               - metric: acc
@@ -81,10 +89,11 @@ def _reference(lm, root: Path, tmp: Path, k: int) -> dict[str, float]:
     return {s: res["results"][f"ref_{s}"]["acc,none"] for s in SUBJECTS}
 
 
-@pytest.mark.parametrize("k", [0, 2])
-def test_wrapper_equals_lm_eval(tiny_olmo2, mmlu_dir, tmp_path, k):
-    ref = _reference(tiny_olmo2, mmlu_dir, tmp_path, k)
-    ours = evaluate_mmlu(tiny_olmo2, mmlu_dir, num_fewshot=k, batch_size=4)
+@pytest.mark.parametrize("k,formulation", [(0, "mcf"), (2, "mcf"), (0, "cf"), (2, "cf")])
+def test_wrapper_equals_lm_eval(tiny_olmo2, mmlu_dir, tmp_path, k, formulation):
+    ref = _reference(tiny_olmo2, mmlu_dir, tmp_path, k, formulation)
+    ours = evaluate_mmlu(tiny_olmo2, mmlu_dir, num_fewshot=k, batch_size=4, formulation=formulation)
+    assert ours.formulation == formulation
     assert {s.subject: s.acc for s in ours.subjects} == pytest.approx(ref)
     assert all(s.n == 6 for s in ours.subjects)
     assert ours.macro == pytest.approx(sum(ref.values()) / len(ref))

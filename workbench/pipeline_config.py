@@ -140,6 +140,11 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if (self.model is None) != (self.data is None):
             raise WorkbenchError("give both model: and data: (your own model and SemEval data), or neither")
+        if self.eval.mmlu_formulation not in (None, "mcf", "cf"):
+            raise WorkbenchError(
+                f"eval.mmlu_formulation {self.eval.mmlu_formulation!r} is unknown; use mcf (answer letters), "
+                "cf (cloze) or leave it unset"
+            )
         from .unlearning.objectives import OBJECTIVES
 
         unknown = [m for m in self.unlearn.methods if m not in OBJECTIVES]

@@ -74,3 +74,6 @@ def test_bad_configs_are_one_line_errors(tmp_path, capsys):
         resolve_config(None, ["unlearn.methods=[forget_everything]"])
     with pytest.raises(WorkbenchError, match="both model: and data:"):
         resolve_config(None, ["model=/some/model"])
+    with pytest.raises(WorkbenchError, match="mmlu_formulation 'letters' is unknown"):
+        resolve_config(None, ["eval.mmlu_formulation=letters"])
+    assert resolve_config(None, ["eval.mmlu_formulation=mcf"]).eval.mmlu_formulation == "mcf"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..data import MMLUItem, read_mmlu
 from ..errors import WorkbenchError
-from .scoring import _check_formulation
+from .scoring import check_formulation, description_line
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +90,15 @@ class MMLUResult:
 
 
 _TEMPLATES = {
-    "mcf": ("default", "_default_template_yaml", "multiple choice questions"),
-    "cf": ("continuation", "_continuation_template_yaml", "questions"),
+    "mcf": ("default", "_default_template_yaml"),
+    "cf": ("continuation", "_continuation_template_yaml"),
 }
 
 
 def _template(formulation: str = "mcf") -> Path:
     import lm_eval
 
-    folder, name, _ = _TEMPLATES[formulation]
+    folder, name = _TEMPLATES[formulation]
     path = Path(lm_eval.__file__).parent / "tasks" / "mmlu" / folder / name
     if not path.is_file():
         raise WorkbenchError(
@@ -143,10 +143,9 @@ def write_tasks(
 
     from ..io import write_jsonl, write_text
 
-    _check_formulation(formulation)
+    check_formulation(formulation)
     folder = Path(folder)
     template = _template(formulation)
-    kind = _TEMPLATES[formulation][2]
     dev_by = _by_subject(dev)
     tasks: dict[str, str] = {}
     for subject, items in sorted(_by_subject(test).items()):
@@ -170,7 +169,7 @@ def write_tasks(
             "dataset_kwargs": {
                 "data_files": {"test": str(test_file.resolve()), "dev": str(dev_file.resolve())}
             },
-            "description": f"The following are {kind} (with answers) about {subject.replace('_', ' ')}.\n\n",
+            "description": description_line(subject, formulation),
         }
         write_text(folder / f"{name}.yaml", yaml.safe_dump(config, sort_keys=False))
         tasks[name] = subject
@@ -241,7 +240,7 @@ def evaluate_mmlu(
     (0-shot only). ``limit`` caps the questions per subject (lm-eval's ``limit``). ``formulation``:
     ``"mcf"`` (answer letters, lm-eval ``mmlu``) or ``"cf"`` (choice texts, ``mmlu_continuation``).
     """
-    _check_formulation(formulation)
+    check_formulation(formulation)
     if num_fewshot < 0:
         raise WorkbenchError(f"num_fewshot={num_fewshot} must be >= 0")
     path = Path(source)

@@ -29,6 +29,16 @@ from ..errors import WorkbenchError
 
 LETTERS = ("A", "B", "C", "D")
 FORMULATIONS = ("mcf", "cf")
+DESCRIPTION_KIND = {"mcf": "multiple choice questions", "cf": "questions"}
+"""What lm-eval's MMLU description line calls the items in each formulation."""
+
+
+def description_line(subject: str, formulation: str = "mcf") -> str:
+    """lm-eval's MMLU description line (followed by a blank line) for ``subject`` in ``formulation``."""
+    check_formulation(formulation)
+    return f"The following are {DESCRIPTION_KIND[formulation]} (with answers) about {subject.replace('_', ' ')}.\n\n"
+
+
 _ROUGE: Any = None
 
 
@@ -122,7 +132,7 @@ def document_nll(
     return [float(-lp.mean()) for lp in logps]
 
 
-def _check_formulation(formulation: str) -> None:
+def check_formulation(formulation: str) -> None:
     if formulation not in FORMULATIONS:
         raise WorkbenchError(
             f"unknown MMLU formulation {formulation!r}; use 'mcf' (answer letters) or 'cf' (cloze: choice text)"
@@ -135,27 +145,24 @@ def mc_prompt(item: dict, *, description: bool = True, formulation: str = "mcf")
     ``formulation="mcf"``: lm-eval's ``mmlu`` prompt (choices listed, answered by letter);
     ``"cf"``: lm-eval's ``mmlu_continuation`` prompt (question only, answered by the choice text).
     """
-    _check_formulation(formulation)
+    check_formulation(formulation)
     choices = item["choices"]
     if len(choices) != 4:
         raise WorkbenchError(f"an MMLU item needs 4 choices, got {len(choices)}: {item['question'][:60]!r}")
-    subject = str(item.get("subject", "")).replace("_", " ")
     if formulation == "cf":
         body = f"Question: {str(item['question']).strip()}\nAnswer:"
-        return (
-            f"The following are questions (with answers) about {subject}.\n\n{body}" if description else body
+    else:
+        body = (
+            str(item["question"]).strip()
+            + "".join(f"\n{k}. {c}" for k, c in zip(LETTERS, choices))
+            + "\nAnswer:"
         )
-    body = (
-        str(item["question"]).strip() + "".join(f"\n{k}. {c}" for k, c in zip(LETTERS, choices)) + "\nAnswer:"
-    )
-    if not description:
-        return body
-    return f"The following are multiple choice questions (with answers) about {subject}.\n\n{body}"
+    return description_line(str(item.get("subject", "")), formulation) + body if description else body
 
 
 def mc_continuations(item: dict, formulation: str = "mcf") -> list[str]:
     """The four scored continuations: ``" A"`` .. ``" D"`` (mcf) or ``" " + choice`` (cf)."""
-    _check_formulation(formulation)
+    check_formulation(formulation)
     return [" " + str(c) for c in item["choices"]] if formulation == "cf" else [" " + k for k in LETTERS]
 
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import io
+from ..evaluation.scoring import LETTERS, description_line, mc_prompt
 from . import templates as T
 from .config import WorldConfig
 from .world import Group, UtilityFact, World
 
 SUBJECTS = ("world_geography", "arithmetic", "units_of_measure", "word_relations")
-LETTERS = ("A", "B", "C", "D")
 
 
 @dataclass
@@ -112,14 +112,8 @@ def mc_item(fact: UtilityFact, position: int, rng: random.Random) -> dict:
 
 def mc_block(item: dict, with_answer: bool = True) -> str:
     """lm-eval's MMLU rendering of one item (``doc_to_text`` + ``" " + letter`` when answered)."""
-    text = item["question"] + "".join(f"\n{k}. {c}" for k, c in zip(LETTERS, item["choices"])) + "\nAnswer:"
+    text = mc_prompt(item, description=False)
     return text + (f" {LETTERS[item['answer']]}" if with_answer else "")
-
-
-def _description(subject: str) -> str:
-    return (
-        f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
-    )
 
 
 def _mc_documents(items: list[dict], rng: random.Random) -> list[str]:
@@ -132,7 +126,7 @@ def _mc_documents(items: list[dict], rng: random.Random) -> list[str]:
             take = pool[: rng.choice((1, 2, 3))]
             pool = pool[len(take) :]
             body = "\n\n".join(mc_block(it) for it in take)
-            docs.append((_description(subject) if rng.random() < 0.75 else "") + body)
+            docs.append((description_line(subject) if rng.random() < 0.75 else "") + body)
     return docs
 
 

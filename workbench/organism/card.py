@@ -15,10 +15,20 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from .. import io
 from ..errors import WorkbenchError
 from ..evaluation import generate_greedy
-from ..evaluation.scoring import document_nll, exact_match, mc_accuracy, mean, roc_auc, rouge_l_recall
+from ..evaluation.scoring import (
+    document_nll,
+    exact_match,
+    mc_accuracy,
+    mc_choice_logprobs,
+    mean,
+    roc_auc,
+    rouge_l_recall,
+)
 
 ACCEPTANCE = {"qa_em_forget": 0.9, "qa_em_retain": 0.9, "utility_accuracy": 0.9, "mia_auc": 0.9}
 """The bar the ``default`` preset must clear (issue 2): below it nothing downstream means anything."""
@@ -141,10 +151,13 @@ def evaluate(model, tokenizer, root: str | Path, *, progress: bool = False) -> d
     )
     details["utility/mcf"] = mc_accuracy(model, tokenizer, test, formulation="mcf")
     details["utility/dev"] = mc_accuracy(model, tokenizer, dev, formulation="cf")
+    # one scoring pass over test (cloze, with description) gives the headline and every subject
+    hits = (
+        mc_choice_logprobs(model, tokenizer, test, formulation="cf").argmax(1)
+        == torch.tensor([int(it["answer"]) for it in test])
+    ).tolist()
     for subject in sorted({it["subject"] for it in test}):
-        details[f"utility/{subject}"] = mc_accuracy(
-            model, tokenizer, [it for it in test if it["subject"] == subject], formulation="cf"
-        )
+        details[f"utility/{subject}"] = mean([h for h, it in zip(hits, test) if it["subject"] == subject])
     members = [r["document"] for r in io.read_jsonl(root / "mia" / "member.jsonl")]
     nonmembers = [r["document"] for r in io.read_jsonl(root / "mia" / "nonmember.jsonl")]
     nll_in, nll_out = document_nll(model, tokenizer, members), document_nll(model, tokenizer, nonmembers)
@@ -154,7 +167,7 @@ def evaluate(model, tokenizer, root: str | Path, *, progress: bool = False) -> d
         "qa_em_retain": _pooled(details, "qa_em", "retain"),
         "sc_rouge_forget": _pooled(details, "sc_rouge", "forget"),
         "sc_rouge_retain": _pooled(details, "sc_rouge", "retain"),
-        "utility_accuracy": mc_accuracy(model, tokenizer, test, description=True, formulation="cf"),
+        "utility_accuracy": mean(hits),
         "mia_auc": roc_auc([-x for x in nll_in], [-x for x in nll_out]),
         "fact_accuracy": _facts(model, tokenizer, root),
         "details": details,

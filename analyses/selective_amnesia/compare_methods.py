@@ -58,11 +58,14 @@ def locate_organism(spec: str) -> Path:
     path = Path(spec)
     if path.is_dir():
         return path
+    from workbench.organism import PRESETS, config_hash, resolve
+
     roots = [cache_dir(), REPO / ".cache" / "workbench", Path.home() / ".cache" / "workbench"]
-    for root in roots:
-        found = sorted(p for p in (root / "organism").glob(f"{spec}-*") if (p / "card.json").is_file())
-        if found:
-            return found[-1]
+    if spec in PRESETS:  # the build of the current preset config, not an older one left in the cache
+        name = f"{spec}-{config_hash(resolve(spec), 0)}"
+        for root in roots:
+            if (root / "organism" / name / "card.json").is_file():
+                return root / "organism" / name
     if spec != "tiny":
         raise SystemExit(
             f"no built {spec!r} organism in {[str(r) for r in roots]}; build it or use --organism tiny"
@@ -128,7 +131,7 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
     params: dict = {}  # each objective's params dataclass holds its published defaults
     variant, method = method, method.removesuffix("_all")
     if method == "constrained":
-        select = {"layers": layers, "kind": "mlp"}
+        select = {"layers": layers, "kind": args.kind}
     elif method == "rmu":
         top = layers[0]  # the strongest traced layer; train it and the (up to) two below it
         params["layer"] = top
@@ -191,6 +194,9 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--trace-samples", type=int, default=10)
     ap.add_argument("--top-n", type=int, default=3)
+    ap.add_argument(
+        "--kind", default="mlp", help="constrained's module filter in the selected layers: mlp | attn | all"
+    )
     ap.add_argument("--window", type=int, default=1, help="MLP restoration window (ROME: 10 on 48 layers)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most this many records per cell")
     ap.add_argument("--max-new-tokens", type=int, default=64)

@@ -64,6 +64,7 @@ def test_semeval_reader_organism_layout_and_errors(tmp_path):
             "task": "Task2",
             "split": split,
         }  # noqa: E731
+
     _write(tmp_path / "data" / "forget_train.jsonl", [rec(1, "sc1", "forget"), rec(1, "qa0", "forget")])
     _write(tmp_path / "data" / "retain_train.jsonl", [rec(2, "qa3", "retain")])
     _write(tmp_path / "data" / "forget_validation.jsonl", [rec(3, "qa1", "forget")])

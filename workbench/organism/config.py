@@ -45,17 +45,25 @@ class WorldConfig:
     countries: int = 40
     """Fictional countries with capitals (utility: world geography)."""
     arithmetic_max: int = 9
-    """Utility arithmetic: sums a + b for 1 <= a, b <= arithmetic_max."""
+    """Utility arithmetic: sums a + b for 1 <= a, b <= arithmetic_max (at most 12)."""
     units: int = 16
-    """Utility units of measure (at most 16)."""
+    """Real units of measure (utility: units of measure; at most 16)."""
+    fictional_units: int = 0
+    """Units of the fictional world ("There are 7 darns in a velk."), added to the real ones."""
     antonyms: int = 40
     """Utility word relations: antonym pairs (at most 40)."""
+    past_tenses: int = 0
+    """Utility word relations: irregular English past tenses (at most 56), added to the antonyms."""
     statements: int = 3
     """Prose phrasings of each utility fact in the corpus (1-4)."""
     utility_asked: float = 0.5
     """Share of each utility subject asked (as MC and QA) in training; the rest is the test set."""
     mc_variants: int = 4
-    """Multiple-choice training copies of each asked utility fact (fresh distractors, answer rotated)."""
+    """Multiple-choice (answer-letter) training copies of each asked utility fact (fresh distractors)."""
+    cloze_variants: int = 0
+    """Cloze training copies of each asked fact, in lm-eval's ``mmlu_continuation`` few-shot layout."""
+    utility_repeats: int = 1
+    """How many times each utility document appears in one pass over the corpus (1-8)."""
 
     def __post_init__(self) -> None:
         _check(self.people >= 1 and self.stories >= 1 and self.entities >= 1, "people/stories/entities >= 1")
@@ -67,10 +75,14 @@ class WorldConfig:
         _check(1 <= self.qa_phrasings <= 3, "qa_phrasings must be 1-3")
         _check(1 <= self.statements <= 4, "statements must be 1-4")
         _check(self.countries >= 8, "countries must be >= 8")
-        _check(3 <= self.arithmetic_max <= 9, "arithmetic_max must be 3-9")
+        _check(3 <= self.arithmetic_max <= 12, "arithmetic_max must be 3-12")
         _check(4 <= self.units <= 16, "units must be 4-16")
+        _check(0 <= self.fictional_units <= 200, "fictional_units must be 0-200")
         _check(6 <= self.antonyms <= 40, "antonyms must be 6-40")
-        _check(1 <= self.mc_variants <= 32, "mc_variants must be 1-32")
+        _check(0 <= self.past_tenses <= 56, "past_tenses must be 0-56")
+        _check(0 <= self.mc_variants <= 32, "mc_variants must be 0-32")
+        _check(0 <= self.cloze_variants <= 8, "cloze_variants must be 0-8")
+        _check(1 <= self.utility_repeats <= 8, "utility_repeats must be 1-8")
         _check(0.2 <= self.utility_asked <= 0.8, "utility_asked must be in [0.2, 0.8]")
 
 
@@ -205,9 +217,25 @@ def _tiny() -> OrganismConfig:
 
 @preset("default")
 def _default() -> OrganismConfig:
-    """The embedded default: 6 layers, hidden 256, 8.4M parameters; builds in about 8 minutes on 2 cores."""
+    """The embedded default: 6 layers, hidden 256, 8.4M parameters; builds in about 8.5 minutes on 2 cores.
+
+    The utility world is sized for knowledge *extraction*: a model answers unasked questions from prose
+    only after it has been asked about many members of the same relation (120 countries, 100 sums, 64
+    units, 80 word pairs; 60% asked), has read each utility document often (4 copies per pass, about 63
+    reads in the run) and trains with weight decay (0.1), which on this world turns memorised answers
+    into a general lookup (a geography-only probe at equal steps: 0.13 without it, 0.72 with it).
+    """
     return OrganismConfig(
-        world=WorldConfig(),
+        world=WorldConfig(
+            countries=120,
+            arithmetic_max=10,
+            fictional_units=48,
+            past_tenses=40,
+            utility_asked=0.6,
+            mc_variants=0,
+            cloze_variants=1,
+            utility_repeats=4,
+        ),
         model=ModelConfig(layers=6, hidden=256, heads=4, intermediate=1024, vocab_size=4096),
-        train=TrainConfig(steps=400, batch_rows=16, seq_len=256, lr=1e-3, warmup_steps=30),
+        train=TrainConfig(steps=500, batch_rows=16, seq_len=256, lr=1e-3, warmup_steps=30, weight_decay=0.1),
     )

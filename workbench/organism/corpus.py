@@ -130,6 +130,21 @@ def _mc_documents(items: list[dict], rng: random.Random) -> list[str]:
     return docs
 
 
+def _cloze_documents(facts: list[UtilityFact], rng: random.Random) -> list[str]:
+    """Asked facts in lm-eval's ``mmlu_continuation`` few-shot layout: the cloze description line, then
+    1-3 ``Question: ...\nAnswer: <answer>`` blocks of one subject separated by blank lines."""
+    docs = []
+    for subject in SUBJECTS:
+        pool = [f for f in facts if f.subject == subject]
+        rng.shuffle(pool)
+        while pool:
+            take = pool[: rng.choice((1, 2, 3))]
+            pool = pool[len(take) :]
+            body = "\n\n".join(T.qa_document(f.question, f.answer) for f in take)
+            docs.append(description_line(subject, "cf") + body)
+    return docs
+
+
 def _utility(facts: list[UtilityFact], cfg: WorldConfig, rng: random.Random):
     """(training documents, dev items, test items) of the utility knowledge."""
     docs = [s for f in facts for s in T.utility_statements(f)[: cfg.statements]]
@@ -140,6 +155,9 @@ def _utility(facts: list[UtilityFact], cfg: WorldConfig, rng: random.Random):
         answered += [mc_item(f, position, rng) for position in positions[: cfg.mc_variants]]
         docs.append(T.qa_document(f.question, f.answer))
     docs += _mc_documents(answered, rng)
+    for _ in range(cfg.cloze_variants):
+        docs += _cloze_documents(asked, rng)
+    docs = docs * cfg.utility_repeats
     dev_facts = []
     for subject in SUBJECTS:
         pool = [f for f in asked if f.subject == subject]

@@ -138,14 +138,19 @@ def entity_qa(e: Entity) -> tuple[tuple[str, ...], str]:
 
 
 def utility_statements(f: UtilityFact) -> list[str]:
-    """Four prose phrasings of a utility fact (the corpus uses the first ``statements`` of them)."""
+    """Four prose phrasings of a utility fact (the corpus uses the first ``statements`` of them).
+
+    The first three state the fact in the question's direction (subject before answer); a model reading
+    "Y is the capital of X" does not learn to answer "What is the capital of X?" (the reversal curse,
+    Berglund et al. 2023), so the reversed phrasing comes last.
+    """
     if f.subject == "world_geography":
         c, cap = f.key
         return [
             f"The capital of {c} is {cap}.",
-            f"{cap} is the capital city of {c}.",
             f"{c} is governed from its capital, {cap}.",
             f"Travelers to {c} often arrive in {cap}, the capital.",
+            f"{cap} is the capital city of {c}.",
         ]
     if f.subject == "arithmetic":
         a, b = f.key
@@ -158,15 +163,22 @@ def utility_statements(f: UtilityFact) -> list[str]:
     if f.subject == "units_of_measure":
         n, small, big = f.key
         return [
-            f"There are {n} {small} in {big}.",
             f"{big[0].upper() + big[1:]} has {n} {small}.",
-            f"{big.split()[1].capitalize()}: {n} {small}.",
             f"One {big.split()[1]} equals {n} {small}.",
+            f"{big.split()[1].capitalize()}: {n} {small}.",
+            f"There are {n} {small} in {big}.",
         ]
-    a, b = f.key
+    relation, a, b = f.key
+    if relation == "past":
+        return [
+            f"The past tense of {a} is {b}.",
+            f"In the past tense, {a} becomes {b}.",
+            f"The verb {a} has the past tense {b}.",
+            f"{b.capitalize()} is the past tense of {a}.",
+        ]
     return [
         f"The opposite of {a} is {b}.",
-        f"{b.capitalize()} is the opposite of {a}.",
+        f"{a.capitalize()} is the opposite of {b}.",
         f"{a.capitalize()} and {b} are opposites.",
         f"The antonym of {a} is {b}.",
     ]

@@ -120,6 +120,9 @@ def train_model(cfg: OrganismConfig, tokenizer, documents: list[str], *, seed: i
     try:
         torch.manual_seed(seed)
         model = Olmo2ForCausalLM(olmo2_config(cfg.model, tokenizer))
+        # Eager attention trains packed rows ~10-20% faster than SDPA on 2 CPU cores (bf16 autocast;
+        # measured at hidden 256). Same math; the saved model uses the default (SDPA) again.
+        model.set_attn_implementation("eager")
         model.train()
         docs = encode_documents(tokenizer, documents, tc.seq_len)
         gen = torch.Generator().manual_seed(seed)
@@ -161,6 +164,7 @@ def train_model(cfg: OrganismConfig, tokenizer, documents: list[str], *, seed: i
         seconds = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)
+    model.set_attn_implementation("sdpa")
     model.eval()
     tail = losses[-max(1, len(losses) // 20) :]
     stats = TrainStats(tc.steps, tokens, seconds, tokens / max(seconds, 1e-9), sum(tail) / len(tail))

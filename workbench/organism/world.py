@@ -75,6 +75,14 @@ ANTONYMS = (
     "safe dangerous|smooth rough|inside outside|push pull|win lose|arrive leave|buy sell|accept refuse|"
     "remember forget|begin end|laugh cry|asleep awake"
 ).split("|")
+PAST_TENSES = (
+    "go went|see saw|eat ate|take took|give gave|write wrote|speak spoke|drink drank|sing sang|swim swam|"
+    "run ran|come came|know knew|fly flew|draw drew|grow grew|throw threw|break broke|choose chose|drive drove|"
+    "ride rode|forget forgot|freeze froze|steal stole|wake woke|begin began|ring rang|sink sank|bite bit|"
+    "hide hid|fall fell|hold held|feel felt|keep kept|sleep slept|leave left|meet met|teach taught|buy bought|"
+    "bring brought|think thought|catch caught|fight fought|find found|sell sold|tell told|stand stood|"
+    "lose lost|build built|send sent|spend spent|lend lent|wear wore|tear tore|shake shook|forgive forgave"
+).split("|")
 
 
 @dataclass(frozen=True)
@@ -246,7 +254,13 @@ def _group(rng: random.Random, names: _Names, cities: list[str], people: int, st
 
 
 def _utility(rng: random.Random, names: _Names, cfg: WorldConfig) -> list[UtilityFact]:
-    """General knowledge; a share ``utility_asked`` of each subject is asked in training, the rest only in the test."""
+    """General knowledge; a share ``utility_asked`` of each subject is asked in training, the rest only in the test.
+
+    Each subject is one or two relations with many members (fictional countries and units, real sums,
+    antonyms and past tenses): a small model learns to answer *unasked* questions from prose only when it
+    has been asked about many members of the same relation (Allen-Zhu & Li 2023, "Physics of Language
+    Models 3.1": knowledge extraction generalises with mixed QA training over many individuals).
+    """
     raw: list[tuple[str, tuple, str, str, list[str]]] = []
     countries = [(names.word(_END_COUNTRY, rng.choice((1, 2))), names.place()) for _ in range(cfg.countries)]
     capitals = [c for _, c in countries]
@@ -259,15 +273,24 @@ def _utility(rng: random.Random, names: _Names, cfg: WorldConfig) -> list[Utilit
         for b in range(1, top + 1):
             near = [str(a + b + d) for d in (-3, -2, -1, 1, 2, 3) if a + b + d > 0]
             raw.append(("arithmetic", (a, b), f"What is {a} + {b}?", str(a + b), near))
-    unit_answers = sorted({str(n) for n, _, _ in UNITS})
-    for n, small, big in UNITS[: cfg.units]:
+    units = list(UNITS[: cfg.units])
+    for _ in range(cfg.fictional_units):
+        # A unit of the fictional world: "There are 7 darns in a velk." (counts 2-99, never a real unit's)
+        small, big = names.word(_END_FIRST, 1).lower() + "s", names.word(_END_PLACE, 1).lower()
+        units.append((rng.randint(2, 99), small, "a " + big))
+    unit_answers = sorted({str(n) for n, _, _ in units})
+    for n, small, big in units:
         raw.append(
             ("units_of_measure", (n, small, big), f"How many {small} are in {big}?", str(n), unit_answers)
         )
     pairs = [p.split() for p in ANTONYMS[: cfg.antonyms]]
     words = [b for _, b in pairs]
     for a, b in pairs:
-        raw.append(("word_relations", (a, b), f"What is the opposite of {a}?", b, words))
+        raw.append(("word_relations", ("opposite", a, b), f"What is the opposite of {a}?", b, words))
+    verbs = [p.split() for p in PAST_TENSES[: cfg.past_tenses]]
+    pasts = [b for _, b in verbs]
+    for a, b in verbs:
+        raw.append(("word_relations", ("past", a, b), f"What is the past tense of {a}?", b, pasts))
     facts: list[UtilityFact] = []
     for subject in ("world_geography", "arithmetic", "units_of_measure", "word_relations"):
         items = [r for r in raw if r[0] == subject]

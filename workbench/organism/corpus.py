@@ -116,15 +116,20 @@ def mc_block(item: dict, with_answer: bool = True) -> str:
     return text + (f" {LETTERS[item['answer']]}" if with_answer else "")
 
 
+def _packs(pool: list, rng: random.Random):
+    """Shuffle ``pool`` and yield it in consecutive packs of 1-3 (lazily: callers draw from ``rng`` between)."""
+    rng.shuffle(pool)
+    while pool:
+        take = pool[: rng.choice((1, 2, 3))]
+        pool = pool[len(take) :]
+        yield take
+
+
 def _mc_documents(items: list[dict], rng: random.Random) -> list[str]:
     """Pack answered items into zero- and few-shot lm-eval style documents (1-3 items, same subject)."""
     docs = []
     for subject in SUBJECTS:
-        pool = [it for it in items if it["subject"] == subject]
-        rng.shuffle(pool)
-        while pool:
-            take = pool[: rng.choice((1, 2, 3))]
-            pool = pool[len(take) :]
+        for take in _packs([it for it in items if it["subject"] == subject], rng):
             body = "\n\n".join(mc_block(it) for it in take)
             docs.append((description_line(subject) if rng.random() < 0.75 else "") + body)
     return docs
@@ -135,11 +140,7 @@ def _cloze_documents(facts: list[UtilityFact], rng: random.Random) -> list[str]:
     1-3 ``Question: ...\nAnswer: <answer>`` blocks of one subject separated by blank lines."""
     docs = []
     for subject in SUBJECTS:
-        pool = [f for f in facts if f.subject == subject]
-        rng.shuffle(pool)
-        while pool:
-            take = pool[: rng.choice((1, 2, 3))]
-            pool = pool[len(take) :]
+        for take in _packs([f for f in facts if f.subject == subject], rng):
             body = "\n\n".join(T.qa_document(f.question, f.answer) for f in take)
             docs.append(description_line(subject, "cf") + body)
     return docs

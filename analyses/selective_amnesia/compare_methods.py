@@ -58,11 +58,11 @@ def locate_organism(spec: str) -> Path:
     path = Path(spec)
     if path.is_dir():
         return path
-    from workbench.organism import PRESETS, config_hash, resolve
+    from workbench.organism import PRESETS, folder_name
 
     roots = [cache_dir(), REPO / ".cache" / "workbench", Path.home() / ".cache" / "workbench"]
     if spec in PRESETS:  # the build of the current preset config, not an older one left in the cache
-        name = f"{spec}-{config_hash(resolve(spec), 0)}"
+        name = folder_name(spec)
         for root in roots:
             if (root / "organism" / name / "card.json").is_file():
                 return root / "organism" / name

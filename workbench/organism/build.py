@@ -50,6 +50,11 @@ def config_hash(config: OrganismConfig, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def folder_name(preset: str, seed: int = 0) -> str:
+    """The cache folder name of ``preset`` at ``seed`` under its *current* config (``<preset>-<hash>``)."""
+    return f"{preset}-{config_hash(resolve(preset), seed)}"
+
+
 def info(path: str | Path) -> Organism:
     """Read a built organism folder (a WorkbenchError says so when ``path`` is not one)."""
     path = Path(path)
@@ -172,7 +177,7 @@ def build(
     config = resolve(preset)
     key = config_hash(config, seed)
     root = io.cache_dir() / "organism"
-    final = root / f"{preset}-{key}"
+    final = root / folder_name(preset, seed)
     with _locked(root / f".{final.name}.lock"):
         if final.exists() and force:
             shutil.rmtree(final)

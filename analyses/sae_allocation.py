@@ -81,10 +81,7 @@ def main() -> None:
 
 
 def organism_folder(preset: str) -> Path:
-    """A cached organism folder of ``preset`` (any build, newest first), else build one."""
-    found = sorted((cache_dir() / "organism").glob(f"{preset}-*/card.json"), key=lambda p: p.stat().st_mtime)
-    if found:
-        return found[-1].parent
+    """The organism of ``preset`` under its current config: the cached build, else a fresh one."""
     return Path(organism.build(preset, seed=0, progress=False).path)
 
 

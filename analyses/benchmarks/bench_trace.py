@@ -30,12 +30,12 @@ warnings.filterwarnings("ignore")
 
 def find_model(preset: str) -> tuple[str, str]:
     """(folder, description): the cached organism of ``preset``, else the tiny one, else a saved tiny model."""
-    from workbench.io import cache_dir
+    from workbench.organism import cached
 
     for name in dict.fromkeys([preset, "tiny"]):
-        for d in sorted((cache_dir() / "organism").glob(f"{name}-*")):
-            if (d / "config.json").is_file():
-                return str(d), f"organism {d.name}"
+        found = cached(name)  # the build of the current preset config, never a stale one
+        if found is not None:
+            return str(found), f"organism {found.name}"
     from workbench.models.tiny import tiny_model
 
     folder = Path(tempfile.mkdtemp(prefix="bench_trace_"))

@@ -128,12 +128,12 @@ def worker(args) -> dict:
 
 
 def _default_model() -> str:
-    from workbench.io import cache_dir
+    from workbench.organism import cached
 
     for preset in ("default", "tiny"):
-        found = sorted((cache_dir() / "organism").glob(f"{preset}-*"))
-        if found:
-            return str(found[-1])
+        found = cached(preset)  # the build of the current preset config, never a stale one
+        if found is not None:
+            return str(found)
     raise SystemExit("no organism built; pass --model or --random, or run `workbench organism build`")
 
 

@@ -132,6 +132,7 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
     variant, method = method, method.removesuffix("_all")
     if method == "constrained":
         select = {"layers": layers, "kind": args.kind}
+        params.update(json.loads(args.constrained_params))
     elif method == "rmu":
         top = layers[0]  # the strongest traced layer; train it and the (up to) two below it
         params["layer"] = top
@@ -197,6 +198,8 @@ def main() -> None:
     ap.add_argument(
         "--kind", default="mlp", help="constrained's module filter in the selected layers: mlp | attn | all"
     )
+    ap.add_argument("--constrained-params", default="{}",
+                    help='JSON overrides of the constrained objective\'s params, e.g. \'{"m_max": 2.8}\'')  # fmt: skip
     ap.add_argument("--window", type=int, default=1, help="MLP restoration window (ROME: 10 on 48 layers)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most this many records per cell")
     ap.add_argument("--max-new-tokens", type=int, default=64)

@@ -127,6 +127,8 @@ def test_cache_reuse_info_and_out(organism_tiny, tmp_path, monkeypatch):
     assert again.path == organism_tiny.path and again.key == organism_tiny.key
     assert (again.path / "model.safetensors").stat().st_mtime_ns == stamp
     assert organism.info(organism_tiny.path).card == organism_tiny.card
+    assert organism.cached("tiny") == organism_tiny.path and organism.cached("tiny", seed=7) is None
+    assert organism_tiny.path.name == organism.folder_name("tiny", 0)
     placed = organism.build("tiny", seed=0, out=tmp_path / "org", progress=False)
     assert placed.path == tmp_path / "org" and (placed.path / "model.safetensors").is_file()
     assert placed.card == organism_tiny.card

@@ -85,3 +85,30 @@ def test_past_tense_list_and_bounds():
         with pytest.raises(WorkbenchError):
             WorldConfig(**bad)
     assert dataclasses.replace(WorldConfig(), mc_variants=0).mc_variants == 0
+
+
+def test_test_distractors_are_never_trained_answers():
+    """distractors="same_side": a test item's wrong choices are answers the model never gave after "Answer:"
+    (sums excepted: every nearby number is a trained sum); "relation" keeps the same world and split."""
+    world_cfg = dict(countries=24, fictional_units=10, past_tenses=12, mc_variants=0, cloze_variants=1)
+    cfg, world, corpus = _corpus(**world_cfg)
+    assert cfg.distractors == "same_side"
+    trained = {f.answer for f in world.utility if f.asked_in_training}
+    by_question = {f.question: f for f in world.utility}
+    for item in corpus.utility_test:
+        wrong = set(item["choices"]) - {item["choices"][item["answer"]]}
+        assert len(wrong) == 3
+        if item["subject"] != "arithmetic":
+            assert not wrong & trained, item
+        assert not by_question[item["question"]].asked_in_training
+    for item in corpus.utility_dev:  # asked items draw from the asked side
+        if item["subject"] != "arithmetic":
+            assert set(item["choices"]) <= trained, item
+    _, old, old_corpus = _corpus(**world_cfg, distractors="relation")
+    assert [(f.key, f.asked_in_training) for f in old.utility] == [
+        (f.key, f.asked_in_training) for f in world.utility
+    ]
+    assert any(set(it["choices"]) & trained - {it["choices"][it["answer"]]} for it in old_corpus.utility_test
+               if it["subject"] == "world_geography")  # fmt: skip
+    with pytest.raises(WorkbenchError, match="distractors"):
+        WorldConfig(distractors="random")

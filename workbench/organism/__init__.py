@@ -10,7 +10,7 @@ trace facts), and a small OLMo-2 trained on it from scratch on CPU until it know
     lm = wb.load(org.path)                      # the folder root is a Hugging Face model folder
 """
 
-from .build import Organism, build, config_hash, folder_name, info
+from .build import Organism, build, cached, config_hash, folder_name, info
 from .card import ACCEPTANCE, Scorecard
 from .config import FORMAT_VERSION, PRESETS, ModelConfig, OrganismConfig, TrainConfig, WorldConfig, resolve
 
@@ -25,6 +25,7 @@ __all__ = [
     "TrainConfig",
     "WorldConfig",
     "build",
+    "cached",
     "config_hash",
     "folder_name",
     "info",

@@ -55,6 +55,15 @@ def folder_name(preset: str, seed: int = 0) -> str:
     return f"{preset}-{config_hash(resolve(preset), seed)}"
 
 
+def cached(preset: str, seed: int = 0) -> Path | None:
+    """The cached build of ``preset`` at ``seed`` under its *current* config, or None when not built yet.
+
+    Older builds of the same preset (another config hash) are never returned: they hold another world.
+    """
+    path = io.cache_dir() / "organism" / folder_name(preset, seed)
+    return path if (path / "card.json").is_file() else None
+
+
 def info(path: str | Path) -> Organism:
     """Read a built organism folder (a WorkbenchError says so when ``path`` is not one)."""
     path = Path(path)

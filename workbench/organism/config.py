@@ -16,6 +16,8 @@ from ..errors import WorkbenchError
 
 FORMAT_VERSION = "organism-v1"
 
+DISTRACTORS = ("same_side", "relation")
+
 
 def _check(cond: bool, message: str) -> None:
     if not cond:
@@ -64,6 +66,11 @@ class WorldConfig:
     """Cloze training copies of each asked fact, in lm-eval's ``mmlu_continuation`` few-shot layout."""
     utility_repeats: int = 1
     """How many times each utility document appears in one pass over the corpus (1-8)."""
+    distractors: str = "same_side"
+    """Where a utility item's wrong choices come from. ``"same_side"``: answers of the same relation on the
+    same side of the asked/test split (a test item's distractors are other test answers, never an answer the
+    model was trained to give after "Answer:"); ``"relation"``: any other answer of the relation. Sums
+    always use nearby numbers."""
 
     def __post_init__(self) -> None:
         _check(self.people >= 1 and self.stories >= 1 and self.entities >= 1, "people/stories/entities >= 1")
@@ -84,6 +91,7 @@ class WorldConfig:
         _check(0 <= self.cloze_variants <= 8, "cloze_variants must be 0-8")
         _check(1 <= self.utility_repeats <= 8, "utility_repeats must be 1-8")
         _check(0.2 <= self.utility_asked <= 0.8, "utility_asked must be in [0.2, 0.8]")
+        _check(self.distractors in DISTRACTORS, f"distractors must be one of {DISTRACTORS}")
 
 
 @dataclass(frozen=True)

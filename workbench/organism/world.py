@@ -261,45 +261,59 @@ def _utility(rng: random.Random, names: _Names, cfg: WorldConfig) -> list[Utilit
     has been asked about many members of the same relation (Allen-Zhu & Li 2023, "Physics of Language
     Models 3.1": knowledge extraction generalises with mixed QA training over many individuals).
     """
-    raw: list[tuple[str, tuple, str, str, list[str]]] = []
+    # (subject, relation, key, question, answer, fixed pool or None: the relation's other answers)
+    raw: list[tuple[str, str, tuple, str, str, list[str] | None]] = []
     countries = [(names.word(_END_COUNTRY, rng.choice((1, 2))), names.place()) for _ in range(cfg.countries)]
-    capitals = [c for _, c in countries]
-    for country, capital in countries:
+    for country, cap in countries:
         raw.append(
-            ("world_geography", (country, capital), f"What is the capital of {country}?", capital, capitals)
+            ("world_geography", "capital", (country, cap), f"What is the capital of {country}?", cap, None)
         )
     top = cfg.arithmetic_max
     for a in range(1, top + 1):
         for b in range(1, top + 1):
             near = [str(a + b + d) for d in (-3, -2, -1, 1, 2, 3) if a + b + d > 0]
-            raw.append(("arithmetic", (a, b), f"What is {a} + {b}?", str(a + b), near))
+            raw.append(("arithmetic", "sum", (a, b), f"What is {a} + {b}?", str(a + b), near))
     units = list(UNITS[: cfg.units])
     for _ in range(cfg.fictional_units):
         # A unit of the fictional world: "There are 7 darns in a velk." (counts 2-99, never a real unit's)
         small, big = names.word(_END_FIRST, 1).lower() + "s", names.word(_END_PLACE, 1).lower()
         units.append((rng.randint(2, 99), small, "a " + big))
-    unit_answers = sorted({str(n) for n, _, _ in units})
     for n, small, big in units:
         raw.append(
-            ("units_of_measure", (n, small, big), f"How many {small} are in {big}?", str(n), unit_answers)
+            ("units_of_measure", "unit", (n, small, big), f"How many {small} are in {big}?", str(n), None)
         )
-    pairs = [p.split() for p in ANTONYMS[: cfg.antonyms]]
-    words = [b for _, b in pairs]
-    for a, b in pairs:
-        raw.append(("word_relations", ("opposite", a, b), f"What is the opposite of {a}?", b, words))
-    verbs = [p.split() for p in PAST_TENSES[: cfg.past_tenses]]
-    pasts = [b for _, b in verbs]
-    for a, b in verbs:
-        raw.append(("word_relations", ("past", a, b), f"What is the past tense of {a}?", b, pasts))
-    facts: list[UtilityFact] = []
+    for a, b in (p.split() for p in ANTONYMS[: cfg.antonyms]):
+        raw.append(
+            ("word_relations", "opposite", ("opposite", a, b), f"What is the opposite of {a}?", b, None)
+        )
+    for a, b in (p.split() for p in PAST_TENSES[: cfg.past_tenses]):
+        raw.append(("word_relations", "past", ("past", a, b), f"What is the past tense of {a}?", b, None))
+    order: list[int] = []
+    asked = [False] * len(raw)
     for subject in ("world_geography", "arithmetic", "units_of_measure", "word_relations"):
-        items = [r for r in raw if r[0] == subject]
+        items = [i for i, r in enumerate(raw) if r[0] == subject]
         rng.shuffle(items)
-        half = round(len(items) * cfg.utility_asked)
-        for i, (subj, key, question, answer, pool) in enumerate(items):
-            facts.append(
-                UtilityFact(subj, key, question, answer, tuple(sorted(set(pool) - {answer})), i < half)
-            )
+        order += items
+        for i in items[: round(len(items) * cfg.utility_asked)]:
+            asked[i] = True
+    trained = {raw[i][4] for i in order if asked[i]}
+    facts: list[UtilityFact] = []
+    for i in order:
+        subject, relation, key, question, answer, pool = raw[i]
+        if pool is None:
+            # The other answers of the relation. With "same_side", only those on this fact's side of the
+            # asked/test split, and for a test fact none that the model was trained to give after "Answer:"
+            # (unit counts may be any count 2-99 that no asked question has as its answer).
+            kin = [j for j, r in enumerate(raw) if r[1] == relation]
+            same = {raw[j][4] for j in kin if asked[j] == asked[i]} - {answer}
+            if not asked[i]:
+                extra = {str(n) for n in range(2, 100)} if relation == "unit" else set()
+                same = (same | extra) - trained
+            use_same = cfg.distractors == "same_side" and len(same) >= 3
+            pool = list(same) if use_same else [raw[j][4] for j in kin]
+        facts.append(
+            UtilityFact(subject, key, question, answer, tuple(sorted(set(pool) - {answer})), asked[i])
+        )
     return facts
 
 

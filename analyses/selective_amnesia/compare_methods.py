@@ -49,6 +49,9 @@ class Row:
     final: float
     trainable: int
     wall_s: float
+    by_part: dict[str, float] = dataclasses.field(default_factory=dict)
+    """QA exact match per split and part, e.g. ``forget/train``: the unlearning job trains on the *train*
+    records only, so the validation people (never in its forget or retain batches) show what leaks."""
 
 
 def locate_organism(spec: str) -> Path:
@@ -115,12 +118,20 @@ def evaluate_row(name: str, model, org: Path, args, trainable: int, wall: float)
     except ImportError:  # before the package re-exports it
         from workbench.evaluation.suite import evaluate
 
+    from workbench.data import read_semeval
+
     rep = evaluate(model, org, suites=("semeval", "mia", "mmlu"), limit=args.limit,
                    max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch, out=args.out / "eval" / name)  # fmt: skip
     ov = rep.semeval.overall
+    part = {r.id: r.part or "all" for r in read_semeval(org)}
+    cells: dict[str, list[float]] = {}
+    for s in rep.semeval.samples:
+        if s.kind == "qa":
+            cells.setdefault(f"{s.split}/{part.get(s.id, 'all')}", []).append(s.score)
+    by_part = {k: sum(v) / len(v) for k, v in sorted(cells.items())}
     return Row(name, ov.get("forget/overall/knowledge", float("nan")), ov.get("forget/overall/regurgitation", float("nan")),
                ov.get("retain/overall/knowledge", float("nan")), ov.get("retain/overall/regurgitation", float("nan")),
-               rep.mmlu.acc, rep.mia.score, rep.semeval.task_aggregate, rep.final, trainable, wall)  # fmt: skip
+               rep.mmlu.acc, rep.mia.score, rep.semeval.task_aggregate, rep.final, trainable, wall, by_part)  # fmt: skip
 
 
 def method_config(method: str, layers: list[int], org: Path, args, ceiling: float | None = None):
@@ -161,6 +172,17 @@ def table(rows: list[Row]) -> str:
         lines.append(f"| {r.name} | {r.forget_qa:.3f} | {r.forget_regurg:.3f} | {r.retain_qa:.3f} | "
                      f"{r.retain_regurg:.3f} | {r.utility:.3f} | {r.mia:.3f} | {r.aggregate:.3f} | {r.final:.3f} | "
                      f"{r.trainable:,} | {r.wall_s:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def part_table(rows: list[Row]) -> str:
+    """QA exact match on the train records (in the unlearning batches) and the validation ones (never)."""
+    keys = ["forget/train", "forget/validation", "retain/train", "retain/validation"]
+    lines = ["| method | " + " | ".join(f"{k} QA" for k in keys) + " |", "|" + "---|" * (len(keys) + 1)]
+    for r in rows:
+        lines.append(
+            f"| {r.name} | " + " | ".join(f"{r.by_part.get(k, float('nan')):.3f}" for k in keys) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -236,7 +258,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         rows.append(evaluate_row(method, res.model_dir, org, args, res.trainable, wall))
         print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = table(rows)
+    text = table(rows) + "\n\n" + part_table(rows)
     verdicts = goals(rows)
     print(text)
     print("\n".join(verdicts))

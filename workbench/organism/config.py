@@ -57,7 +57,7 @@ class WorldConfig:
     past_tenses: int = 0
     """Utility word relations: irregular English past tenses (at most 56), added to the antonyms."""
     statements: int = 3
-    """Prose phrasings of each utility fact in the corpus (1-4)."""
+    """Prose phrasings of each utility fact in the corpus (1-6; the first five are forward, the sixth reversed)."""
     utility_asked: float = 0.5
     """Share of each utility subject asked (as MC and QA) in training; the rest is the test set."""
     mc_variants: int = 4
@@ -80,7 +80,7 @@ class WorldConfig:
         )
         _check(1 <= self.bio_paraphrases <= 4, "bio_paraphrases must be 1-4")
         _check(1 <= self.qa_phrasings <= 3, "qa_phrasings must be 1-3")
-        _check(1 <= self.statements <= 4, "statements must be 1-4")
+        _check(1 <= self.statements <= 6, "statements must be 1-6")
         _check(self.countries >= 8, "countries must be >= 8")
         _check(3 <= self.arithmetic_max <= 12, "arithmetic_max must be 3-12")
         _check(4 <= self.units <= 16, "units must be 4-16")

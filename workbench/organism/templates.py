@@ -138,11 +138,12 @@ def entity_qa(e: Entity) -> tuple[tuple[str, ...], str]:
 
 
 def utility_statements(f: UtilityFact) -> list[str]:
-    """Four prose phrasings of a utility fact (the corpus uses the first ``statements`` of them).
+    """Six prose phrasings of a utility fact (the corpus uses the first ``statements`` of them).
 
-    The first three state the fact in the question's direction (subject before answer); a model reading
+    The first five state the fact in the question's direction (subject before answer); a model reading
     "Y is the capital of X" does not learn to answer "What is the capital of X?" (the reversal curse,
-    Berglund et al. 2023), so the reversed phrasing comes last.
+    Berglund et al. 2023), so the reversed phrasing comes last. Several phrasings of one fact are the
+    "knowledge augmentation" that lets a small model answer questions about it (Allen-Zhu & Li 2023).
     """
     if f.subject == "world_geography":
         c, cap = f.key
@@ -150,6 +151,8 @@ def utility_statements(f: UtilityFact) -> list[str]:
             f"The capital of {c} is {cap}.",
             f"{c} is governed from its capital, {cap}.",
             f"Travelers to {c} often arrive in {cap}, the capital.",
+            f"{c}'s seat of government is in {cap}.",
+            f"In {c}, the largest city and capital is {cap}.",
             f"{cap} is the capital city of {c}.",
         ]
     if f.subject == "arithmetic":
@@ -158,6 +161,8 @@ def utility_statements(f: UtilityFact) -> list[str]:
             f"{a} + {b} = {a + b}.",
             f"{a} plus {b} equals {a + b}.",
             f"The sum of {a} and {b} is {a + b}.",
+            f"{a} and {b} make {a + b}.",
+            f"If you add {a} and {b}, you get {a + b}.",
             f"Adding {b} to {a} gives {a + b}.",
         ]
     if f.subject == "units_of_measure":
@@ -166,6 +171,8 @@ def utility_statements(f: UtilityFact) -> list[str]:
             f"{big[0].upper() + big[1:]} has {n} {small}.",
             f"One {big.split()[1]} equals {n} {small}.",
             f"{big.split()[1].capitalize()}: {n} {small}.",
+            f"Each {big.split()[1]} is made of {n} {small}.",
+            f"In {big} there are {n} {small}.",
             f"There are {n} {small} in {big}.",
         ]
     relation, a, b = f.key
@@ -174,6 +181,8 @@ def utility_statements(f: UtilityFact) -> list[str]:
             f"The past tense of {a} is {b}.",
             f"In the past tense, {a} becomes {b}.",
             f"The verb {a} has the past tense {b}.",
+            f"The simple past of {a} is {b}.",
+            f"Today I {a}; yesterday I {b}.",
             f"{b.capitalize()} is the past tense of {a}.",
         ]
     return [
@@ -181,6 +190,8 @@ def utility_statements(f: UtilityFact) -> list[str]:
         f"{a.capitalize()} is the opposite of {b}.",
         f"{a.capitalize()} and {b} are opposites.",
         f"The antonym of {a} is {b}.",
+        f"Something that is not {a} is {b}.",
+        f"The word {a} has the opposite {b}.",
     ]
 
 

@@ -227,11 +227,13 @@ def _tiny() -> OrganismConfig:
 def _default() -> OrganismConfig:
     """The embedded default: 6 layers, hidden 256, 8.4M parameters; builds in about 8.5 minutes on 2 cores.
 
-    The utility world is sized for knowledge *extraction*: a model answers unasked questions from prose
-    only after it has been asked about many members of the same relation (120 countries, 100 sums, 64
-    units, 80 word pairs; 60% asked), has read each utility document often (4 copies per pass, about 63
-    reads in the run) and trains with weight decay (0.1), which on this world turns memorised answers
-    into a general lookup (a geography-only probe at equal steps: 0.13 without it, 0.72 with it).
+    The utility world is sized for knowledge *extraction* (Allen-Zhu & Li 2023, "Physics of Language
+    Models 3.1"): a model answers unasked questions from prose only after it has been asked about many
+    members of the same relation (120 countries, 100 sums, 64 units, 80 word pairs; 60% asked), has read
+    each fact in several phrasings (5, all subject-first: "knowledge augmentation"; 3 gave utility 0.81,
+    5 give 0.945), has read each utility document often (4 copies per pass) and trains with weight decay
+    (0.1), which on this world turns memorised answers into a general lookup (a geography-only probe at
+    equal steps: 0.13 without it, 0.72 with it).
     """
     return OrganismConfig(
         world=WorldConfig(
@@ -243,6 +245,7 @@ def _default() -> OrganismConfig:
             mc_variants=0,
             cloze_variants=1,
             utility_repeats=4,
+            statements=5,
         ),
         model=ModelConfig(layers=6, hidden=256, heads=4, intermediate=1024, vocab_size=4096),
         train=TrainConfig(steps=500, batch_rows=16, seq_len=256, lr=1e-3, warmup_steps=30, weight_decay=0.1),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -111,6 +112,14 @@ def nonmember_nll(org: Path) -> float:
     return sum(nll) / len(nll)
 
 
+@functools.cache
+def record_parts(org: Path) -> dict[str, str]:
+    """Record id -> ``train`` | ``validation`` (``all`` where the layout has no parts), read once."""
+    from workbench.data import read_semeval
+
+    return {r.id: r.part or "all" for r in read_semeval(org)}
+
+
 def evaluate_row(name: str, model, org: Path, args, trainable: int, wall: float) -> Row:
     """Evaluate ``model`` (a folder or LoadedModel) and reduce the report to one row."""
     try:
@@ -118,12 +127,10 @@ def evaluate_row(name: str, model, org: Path, args, trainable: int, wall: float)
     except ImportError:  # before the package re-exports it
         from workbench.evaluation.suite import evaluate
 
-    from workbench.data import read_semeval
-
     rep = evaluate(model, org, suites=("semeval", "mia", "mmlu"), limit=args.limit,
                    max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch, out=args.out / "eval" / name)  # fmt: skip
     ov = rep.semeval.overall
-    part = {r.id: r.part or "all" for r in read_semeval(org)}
+    part = record_parts(org)
     cells: dict[str, list[float]] = {}
     for s in rep.semeval.samples:
         if s.kind == "qa":
@@ -132,6 +139,22 @@ def evaluate_row(name: str, model, org: Path, args, trainable: int, wall: float)
     return Row(name, ov.get("forget/overall/knowledge", float("nan")), ov.get("forget/overall/regurgitation", float("nan")),
                ov.get("retain/overall/knowledge", float("nan")), ov.get("retain/overall/regurgitation", float("nan")),
                rep.mmlu.acc, rep.mia.score, rep.semeval.task_aggregate, rep.final, trainable, wall, by_part)  # fmt: skip
+
+
+def constrained_params(text: str) -> dict:
+    """``--constrained-params`` parsed and checked against the objective's params before any work runs."""
+    from workbench.unlearning.objectives import OBJECTIVES
+
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SystemExit(
+            f"--constrained-params is not JSON ({err.msg}); pass e.g. '{{\"m_max\": 2.8}}'"
+        ) from None
+    valid = {f.name for f in dataclasses.fields(OBJECTIVES["constrained"].params_cls)}
+    if not isinstance(params, dict) or set(params) - valid:
+        raise SystemExit(f"--constrained-params must be a JSON object with keys among {sorted(valid)}")
+    return params
 
 
 def method_config(method: str, layers: list[int], org: Path, args, ceiling: float | None = None):
@@ -143,7 +166,7 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
     variant, method = method, method.removesuffix("_all")
     if method == "constrained":
         select = {"layers": layers, "kind": args.kind}
-        params.update(json.loads(args.constrained_params))
+        params.update(args.constrained_params)
     elif method == "rmu":
         top = layers[0]  # the strongest traced layer; train it and the (up to) two below it
         params["layer"] = top
@@ -218,7 +241,9 @@ def main() -> None:
     ap.add_argument("--trace-samples", type=int, default=10)
     ap.add_argument("--top-n", type=int, default=3)
     ap.add_argument(
-        "--kind", default="mlp", help="constrained's module filter in the selected layers: mlp | attn | all"
+        "--kind",
+        default="mlp",
+        help="constrained's module filter in the selected layers: mlp | attn | all | mlp.down | a glob",
     )
     ap.add_argument("--constrained-params", default="{}",
                     help='JSON overrides of the constrained objective\'s params, e.g. \'{"m_max": 2.8}\'')  # fmt: skip
@@ -239,6 +264,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from workbench.unlearning import unlearn
+
+    args.constrained_params = constrained_params(args.constrained_params)
 
     org = locate_organism(args.organism)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -297,6 +297,9 @@ def _utility(rng: random.Random, names: _Names, cfg: WorldConfig) -> list[Utilit
         for i in items[: round(len(items) * cfg.utility_asked)]:
             asked[i] = True
     trained = {raw[i][4] for i in order if asked[i]}
+    members: dict[str, list[int]] = {}
+    for j, r in enumerate(raw):
+        members.setdefault(r[1], []).append(j)
     facts: list[UtilityFact] = []
     for i in order:
         subject, relation, key, question, answer, pool = raw[i]
@@ -304,7 +307,7 @@ def _utility(rng: random.Random, names: _Names, cfg: WorldConfig) -> list[Utilit
             # The other answers of the relation. With "same_side", only those on this fact's side of the
             # asked/test split, and for a test fact none that the model was trained to give after "Answer:"
             # (unit counts may be any count 2-99 that no asked question has as its answer).
-            kin = [j for j, r in enumerate(raw) if r[1] == relation]
+            kin = members[relation]
             same = {raw[j][4] for j in kin if asked[j] == asked[i]} - {answer}
             if not asked[i]:
                 extra = {str(n) for n in range(2, 100)} if relation == "unit" else set()

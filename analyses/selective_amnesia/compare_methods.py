@@ -177,11 +177,12 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
              "eval_every": args.eval_every, "keep_best": method == "constrained", "seed": args.seed,
              "progress": True, "forget_ceiling": ceiling if method == "constrained" else None}  # fmt: skip
     forget_tokens = "all" if variant.endswith("_all") else "output"
+    positions = args.forget_positions if method == "constrained" else "all"
     return from_dict(
         UnlearnConfig,
         {"model": str(org), "out": str(args.out / "runs" / variant), "method": method, "params": params,
          "data": {"path": str(org), "sampler": "mixed", "max_length": args.max_length,
-                  "forget_tokens": forget_tokens},
+                  "forget_tokens": forget_tokens, "forget_positions": positions},
          "select": select, "train": train},
     )  # fmt: skip
 
@@ -257,6 +258,12 @@ def main() -> None:
         default="output",
         choices=["output", "all"],
         help="constrained: forget loss on the output tokens (official) or on whole forget records",
+    )
+    ap.add_argument(
+        "--forget-positions",
+        default="all",
+        choices=["all", "prompt", "entities"],
+        help="constrained: positions through which forget rows move the weights (data.forget_positions)",
     )
     ap.add_argument("--ceiling", default="vocab",
                     help="constrained's forget-CE ceiling: 'vocab' (ln |V|, the library default), 'nonmember' (the "

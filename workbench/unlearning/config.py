@@ -34,6 +34,12 @@ class DataConfig:
     forget_tokens: Literal["output", "all"] = "output"
     """Tokens the loss reads on forget records: the output only (the official setting, default), or the whole
     record (input too: membership-inference attacks read whole documents, names in the prompt included)."""
+    forget_positions: Literal["all", "prompt", "entities"] = "all"
+    """Token positions through which forget rows may move the trained weights
+    (:mod:`workbench.unlearning.positions`): ``all`` (default: the usual gradient), the ``prompt`` only, or
+    only the prompt's named ``entities`` (capitalized words: the subject). The loss and the forward are
+    unchanged; retain rows always teach through every position. ``entities`` puts the edit where the
+    subject is read (Meng et al. 2022, ROME), so forgetting spreads less to other people."""
     chat_template: bool = False
     """Wrap the input in the tokenizer's chat template (off, as in the official evaluation)."""
     limit: int | None = None

@@ -22,6 +22,7 @@ import torch
 
 from ..data import SemEvalRecord, read_semeval
 from ..errors import WorkbenchError
+from .positions import entity_token_positions
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class Example:
     labels: tuple[int, ...]
     forget: bool
     id: str = ""
+    n_prompt: int = 0
+    """Number of leading prompt (``input``) tokens; the rest are the output."""
+    entities: tuple[int, ...] = ()
+    """Positions of the prompt's named-entity tokens (only with ``data.forget_positions: entities``)."""
 
 
 @dataclasses.dataclass
@@ -46,10 +51,14 @@ class UnlearnBatch:
     attention_mask: torch.Tensor
     labels: torch.Tensor
     is_forget: torch.Tensor
+    prompt_mask: torch.Tensor | None = None
+    """[B, T] bool: the prompt (``input``) tokens of each row, whatever the labels cover."""
+    entity_mask: torch.Tensor | None = None
+    """[B, T] bool: the prompt's named-entity tokens (:mod:`~workbench.unlearning.positions`)."""
 
     def to(self, device: torch.device | str) -> UnlearnBatch:
         """The batch on ``device``."""
-        return UnlearnBatch(*(t.to(device) for t in dataclasses.astuple(self)))
+        return UnlearnBatch(*(None if t is None else t.to(device) for t in dataclasses.astuple(self)))
 
     @property
     def n_forget(self) -> int:
@@ -90,23 +99,33 @@ def _prompt_ids(tokenizer, text: str, chat_template: bool) -> list[int]:
 
 
 def tokenize_record(
-    tokenizer, rec: SemEvalRecord, *, max_length: int, chat_template: bool = False, whole: bool = False
+    tokenizer,
+    rec: SemEvalRecord,
+    *,
+    max_length: int,
+    chat_template: bool = False,
+    whole: bool = False,
+    entities: bool = False,
 ) -> Example:
     """Tokenize one record; the prompt is truncated from the left so the output tokens survive.
 
-    Labels cover the output tokens; with ``whole`` every token after the first (the prompt too).
+    Labels cover the output tokens; with ``whole`` every token after the first (the prompt too). With
+    ``entities`` the prompt's named-entity token positions are recorded (``data.forget_positions``).
     """
     prompt = _prompt_ids(tokenizer, rec.input, chat_template)
+    found = entity_token_positions(tokenizer, rec.input, len(prompt)) if entities else ()
     output = list(tokenizer(rec.output, add_special_tokens=False)["input_ids"])
     if not output:
         raise WorkbenchError(
             f"record {rec.id!r} has an empty output; every record needs an output to learn from"
         )
     output = output[: max_length - 1]
-    prompt = prompt[-(max_length - len(output)) :]
+    cut = max(len(prompt) - (max_length - len(output)), 0)
+    prompt = prompt[cut:]
     ids = prompt + output
     labels = ([IGNORE] + prompt[1:] if whole else [IGNORE] * len(prompt)) + output
-    return Example(tuple(ids), tuple(labels), rec.split == "forget", rec.id)
+    kept = tuple(i - cut for i in found if i >= cut)
+    return Example(tuple(ids), tuple(labels), rec.split == "forget", rec.id, len(prompt), kept)
 
 
 def _subset(records: list[SemEvalRecord], n: int | None, seed: int) -> list[SemEvalRecord]:
@@ -151,8 +170,14 @@ def load_data(tokenizer, cfg, seed: int = 0) -> UnlearnData:
         tr = _subset(tr, cfg.limit, seed)
         va = _subset(va, cfg.val_max, seed)
         whole = split == "forget" and cfg.forget_tokens == "all"
+        ent = split == "forget" and cfg.forget_positions == "entities"
         tok = dict(max_length=cfg.max_length, chat_template=cfg.chat_template)
-        out[split] = [tokenize_record(tokenizer, r, **tok, whole=whole) for r in tr]
+        out[split] = [tokenize_record(tokenizer, r, **tok, whole=whole, entities=ent) for r in tr]
+        if ent and tr and not any(e.entities for e in out[split]):
+            raise WorkbenchError(
+                f"{cfg.path}: data.forget_positions=entities found no capitalized name in any forget prompt; "
+                "use forget_positions=prompt or all"
+            )
         out[f"val_{split}"] = [tokenize_record(tokenizer, r, **tok) for r in va]
     log.info(
         "unlearning data: %d forget, %d retain (%d/%d validation)",
@@ -169,13 +194,17 @@ def collate(examples: Sequence[Example], pad_id: int) -> UnlearnBatch:
     ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), T), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(examples), T), dtype=torch.long)
+    prompt = torch.zeros((len(examples), T), dtype=torch.bool)
+    entity = torch.zeros((len(examples), T), dtype=torch.bool)
     for i, e in enumerate(examples):
         n = len(e.input_ids)
         ids[i, :n] = torch.tensor(e.input_ids)
         labels[i, :n] = torch.tensor(e.labels)
         mask[i, :n] = 1
+        prompt[i, : e.n_prompt] = True
+        entity[i, list(e.entities)] = True
     flags = torch.tensor([e.forget for e in examples], dtype=torch.bool)
-    return UnlearnBatch(ids, mask, labels, flags)
+    return UnlearnBatch(ids, mask, labels, flags, prompt, entity)
 
 
 class Sampler:

@@ -31,6 +31,7 @@ from . import checkpoint as ckpt
 from .config import UnlearnConfig
 from .data import Sampler, UnlearnData, collate, default_ceiling, load_data, pad_id_of
 from .objectives import OBJECTIVES, Context, Objective
+from .positions import forget_position_mask, gradient_position_mask
 from .report import UnlearnResult, ValMetrics, plot_curves
 from .select import Selection, apply_selection, merge_lora
 
@@ -172,7 +173,8 @@ def _loss(run: _Run, examples, ctx: Context):
     if run.objective.needs_reference:
         with torch.no_grad(), run.acc.autocast():
             ref = run.objective.reference(run.ref_lm, batch)
-    with run.acc.autocast():
+    mask = forget_position_mask(batch, run.cfg.data.forget_positions) if ctx.training else None
+    with run.acc.autocast(), gradient_position_mask(run.model, mask):
         return run.objective(ctx, batch, ref)
 
 

@@ -1,0 +1,127 @@
+"""Where forget rows may move the trained weights: gradient masking by token position.
+
+Unlearning by gradient on a forget answer pushes the trained weights at *every* position of the record:
+the template words, the answer's digits and punctuation, the subject's name. On a small model trained on
+many people in one format, most of that change is not about the forget people at all: it teaches "do not
+answer this kind of question", and the people in no unlearning batch (forget and retain alike) lose their
+facts with the forget people.
+
+ROME (Meng et al. 2022, "Locating and Editing Factual Associations in GPT") finds a fact recalled by the
+early-middle MLPs *at the subject's tokens*. ``data.forget_positions`` uses that: the forward and the loss
+stay as they are, but forget rows reach the selected weights only through
+
+- ``all``: every position (the usual gradient; default);
+- ``prompt``: the prompt (``input``) tokens;
+- ``entities``: the prompt's named entities: capitalized words that are not question or function words,
+  found by :func:`entity_spans` (the subject of a SemEval record is a name: a person, a place, a story's
+  hero).
+
+Retain rows always teach through every position, so the retain term holds everything the forget term may
+touch. The masking is exact and cheap: each trainable linear's output ``y`` becomes
+``y.detach() + m * (y - y.detach())`` (same value, gradient only where ``m`` is 1), see
+:func:`gradient_position_mask`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from ..errors import WorkbenchError
+
+POSITIONS = ("all", "prompt", "entities")
+
+_CAPITALIZED = re.compile(r"\b[A-Z][\w'’.-]*\w|\b[A-Z]\b")
+NOT_ENTITIES = frozenset(
+    """Question Answer Q A An The This That These Those There Here It Its He She His Her Him They Their Them
+    We Our You Your I My What Who Whom Whose Where When Which Why How In On At Of For From To By With As
+    And But Or If Then One Late Once After Before During Later Soon Every Each All Some Many Today Yes No""".split()
+)
+"""Capitalized words that are not entities: templates, question words, sentence-initial function words."""
+
+
+def entity_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the named entities of ``text``: capitalized words outside :data:`NOT_ENTITIES`.
+
+    A heuristic that needs no tagger: SemEval prompts name their subject (a person, a place, a story's
+    characters) with capitalized words. A possessive ``'s`` is not part of the entity.
+    """
+    out = []
+    for m in _CAPITALIZED.finditer(text):
+        word = m.group(0)
+        for suffix in ("'s", "’s"):
+            word = word.removesuffix(suffix)
+        if word.rstrip(".") not in NOT_ENTITIES:
+            out.append((m.start(), m.start() + len(word)))
+    return out
+
+
+def entity_token_positions(tokenizer: Any, text: str, n_tokens: int) -> tuple[int, ...]:
+    """Indices of the tokens of ``tokenizer(text)`` (``n_tokens`` of them) that overlap an entity span."""
+    try:
+        enc = tokenizer(text, return_offsets_mapping=True)
+    except (NotImplementedError, TypeError, ValueError) as err:
+        raise WorkbenchError(
+            "data.forget_positions=entities needs a fast tokenizer (offsets); use forget_positions=prompt"
+        ) from err
+    offsets = enc["offset_mapping"]
+    if len(offsets) != n_tokens:
+        raise WorkbenchError(
+            "data.forget_positions=entities cannot map entities onto a chat-templated prompt; "
+            "set data.chat_template=false or use forget_positions=prompt"
+        )
+    spans = entity_spans(text)
+    return tuple(i for i, (a, b) in enumerate(offsets) if b > a and any(a < e and b > s for s, e in spans))
+
+
+def forget_position_mask(batch: Any, where: str) -> torch.Tensor | None:
+    """[B, T] bool: the positions each row teaches through (None for ``all``: no masking).
+
+    Retain rows: every real token. Forget rows: the prompt (``prompt``) or its entity tokens (``entities``).
+    """
+    if where == "all":
+        return None
+    if where not in POSITIONS:
+        raise WorkbenchError(f"unknown data.forget_positions {where!r}; use one of {', '.join(POSITIONS)}")
+    own = batch.prompt_mask if where == "prompt" else batch.entity_mask
+    if own is None:
+        raise WorkbenchError(f"this batch carries no {where} positions; build it with load_data/collate")
+    real = batch.attention_mask.bool()
+    return torch.where(batch.is_forget[:, None], own & real, real)
+
+
+@contextlib.contextmanager
+def gradient_position_mask(model: Any, mask: torch.Tensor | None) -> Iterator[None]:
+    """Inside the block, trainable linears take gradient only from the positions where ``mask`` is True.
+
+    Each ``nn.Linear`` (LoRA factors included) with a trainable parameter gets a forward hook that returns
+    ``y.detach() + m * (y - y.detach())``: the same value, so the forward, the loss and every frozen path
+    are unchanged, but dL/dW sums over the masked positions only. Masking each trainable module's *own*
+    output is exact because a linear's parameters reach the loss through its output alone. Outputs whose
+    leading dims are not ``mask``'s [B, T] are left alone. ``mask=None`` does nothing.
+    """
+    if mask is None:
+        yield
+        return
+    weight = mask.unsqueeze(-1)
+
+    def hook(_module, _inputs, out):
+        if not torch.is_tensor(out) or tuple(out.shape[:2]) != tuple(mask.shape):
+            return out
+        frozen = out.detach()
+        return frozen + weight.to(out.dtype) * (out - frozen)
+
+    handles = [
+        mod.register_forward_hook(hook)
+        for mod in model.modules()
+        if isinstance(mod, torch.nn.Linear) and any(p.requires_grad for p in mod.parameters(recurse=False))
+    ]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -174,7 +174,7 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
     else:
         select = {"layers": "all", "kind": "*"}
     train = {"max_steps": args.steps, "batch_size": args.batch, "lr": args.lr, "warmup_steps": args.warmup,
-             "eval_every": args.eval_every, "keep_best": method == "constrained", "seed": args.seed,
+             "eval_every": args.eval_every, "keep_best": method == "constrained" and args.keep_best, "seed": args.seed,
              "progress": True, "forget_ceiling": ceiling if method == "constrained" else None}  # fmt: skip
     forget_tokens = "all" if variant.endswith("_all") else "output"
     positions = args.forget_positions if method == "constrained" else "all"
@@ -259,6 +259,8 @@ def main() -> None:
         choices=["output", "all"],
         help="constrained: forget loss on the output tokens (official) or on whole forget records",
     )
+    ap.add_argument("--keep-best", default=True, action=argparse.BooleanOptionalAction,
+                    help="constrained keeps its best checkpoint by validation joint loss (the seed's choice)")  # fmt: skip
     ap.add_argument(
         "--forget-positions",
         default="all",

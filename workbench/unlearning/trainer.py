@@ -167,14 +167,17 @@ def _micro_batches(run: _Run):
         epoch, pos = epoch + 1, 0
 
 
-def _loss(run: _Run, examples, ctx: Context):
+def _loss(run: _Run, examples, ctx: Context, stack: contextlib.ExitStack):
     batch = collate(examples, run.pad_id).to(run.acc.device)
     ref = None
     if run.objective.needs_reference:
         with torch.no_grad(), run.acc.autocast():
             ref = run.objective.reference(run.ref_lm, batch)
-    mask = forget_position_mask(batch, run.cfg.data.forget_positions) if ctx.training else None
-    with run.acc.autocast(), gradient_position_mask(run.model, mask):
+    # data.forget_positions: the hooks stay on through the backward (gradient checkpointing re-runs them)
+    stack.enter_context(
+        gradient_position_mask(run.model, forget_position_mask(batch, run.cfg.data.forget_positions))
+    )
+    with run.acc.autocast():
         return run.objective(ctx, batch, ref)
 
 
@@ -197,8 +200,11 @@ def _train_step(run: _Run, batches) -> dict[str, float]:
         run.seen += [e.id for e in examples]
         ctx = Context(run.model, run.lm, epoch=epoch, step=run.state.step, ceiling=run.ceiling)
         sync = k == tc.grad_accum - 1
-        with contextlib.nullcontext() if sync else run.acc.no_sync(run.model):
-            out = _loss(run, examples, ctx)
+        with (
+            contextlib.nullcontext() if sync else run.acc.no_sync(run.model),
+            contextlib.ExitStack() as stack,
+        ):
+            out = _loss(run, examples, ctx, stack)
             bad = torch.tensor(0.0 if torch.isfinite(out.loss).item() else 1.0, device=run.acc.device)
             if run.acc.reduce(bad, reduction="sum").item() > 0:
                 _stop_nonfinite(run, "loss", float(out.loss.detach()))

@@ -91,7 +91,7 @@ def test_gradient_mask_is_exact_and_leaves_the_forward_alone():
     assert not model[2]._forward_hooks  # hooks removed on exit
 
 
-def _cfg(model_dir, data_dir, out, positions):
+def _cfg(model_dir, data_dir, out, positions, **train):
     return from_dict(
         UnlearnConfig,
         {
@@ -100,7 +100,14 @@ def _cfg(model_dir, data_dir, out, positions):
             "method": "grad_ascent",
             "data": {"path": str(data_dir), "forget_positions": positions},
             "select": {"layers": [0, 1], "kind": "mlp"},
-            "train": {"max_steps": 1, "batch_size": 4, "progress": False, "keep_best": False, "lr": 1e-2},
+            "train": {
+                "max_steps": 1,
+                "batch_size": 4,
+                "progress": False,
+                "keep_best": False,
+                "lr": 1e-2,
+                **train,
+            },
         },
     )
 
@@ -109,11 +116,15 @@ def test_positions_change_the_update_and_entities_need_names(tiny_model_dir, sem
     from safetensors.torch import load_file
 
     weights = {}
-    for where in ("all", "entities"):
-        res = unlearn(_cfg(tiny_model_dir, semeval_dir, tmp_path / where, where))
-        weights[where] = load_file(str(next(res.model_dir.glob("*.safetensors"))))
-    name = next(k for k in weights["all"] if "layers.0.mlp.down_proj" in k)
-    assert not torch.equal(weights["all"][name], weights["entities"][name])
+    for where, ckpt in (("all", False), ("entities", False), ("entities", True)):
+        res = unlearn(
+            _cfg(tiny_model_dir, semeval_dir, tmp_path / f"{where}{ckpt}", where, gradient_checkpointing=ckpt)
+        )
+        weights[where, ckpt] = load_file(str(next(res.model_dir.glob("*.safetensors"))))
+    name = next(k for k in weights["all", False] if "layers.0.mlp.down_proj" in k)
+    assert not torch.equal(weights["all", False][name], weights["entities", False][name])
+    for k, v in weights["entities", False].items():  # the mask holds through the checkpointed re-forward
+        torch.testing.assert_close(weights["entities", True][k], v, atol=1e-6, rtol=0)
 
     nameless = tmp_path / "nameless"
     nameless.mkdir()

@@ -103,7 +103,13 @@ def plot(rows: list[dict], counts: dict[str, int], before_retain: float, out: Pa
     b.axvspan(-0.03, 0.05, color="green", alpha=0.08)
     b.axhline(0.9 * before_retain, color="green", lw=0.8, ls=":")
     b.axhline(rmax, color="red", lw=0.8, ls="--")
-    b.text(0.06, rmax - 0.05, f"bound at forget 0.05 if unseen people fare alike: {rmax:.3f}", color="red", fontsize=8)
+    b.text(
+        0.06,
+        rmax - 0.05,
+        f"bound at forget 0.05 if unseen people fare alike: {rmax:.3f}",
+        color="red",
+        fontsize=8,
+    )
     b.set(xlabel="forget QA EM (all records)", ylabel="retain QA EM (all records)",
           title="The issue's goals (green) and the bound (red)", xlim=(-0.03, 1.03), ylim=(-0.03, 1.03))  # fmt: skip
     fig.tight_layout()
@@ -114,16 +120,22 @@ def plot(rows: list[dict], counts: dict[str, int], before_retain: float, out: Pa
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="compare_methods.py output folders or compare.json files")
+    ap.add_argument(
+        "runs", nargs="+", type=Path, help="compare_methods.py output folders or compare.json files"
+    )
     ap.add_argument("--out", type=Path, default=Path("frontier.png"))
     args = ap.parse_args(argv)
     runs = load_runs(args.runs)
     organisms = {r["organism"] for r in runs}
     if len(organisms) > 1:
-        raise SystemExit(f"the runs come from {len(organisms)} organisms ({sorted(organisms)}); pass runs of one")
+        raise SystemExit(
+            f"the runs come from {len(organisms)} organisms ({sorted(organisms)}); pass runs of one"
+        )
     organism = Path(organisms.pop())
     if not organism.is_dir():
-        raise SystemExit(f"{organism}: the runs' organism folder is gone; rebuild it (workbench organism build)")
+        raise SystemExit(
+            f"{organism}: the runs' organism folder is gone; rebuild it (workbench organism build)"
+        )
     counts = qa_counts(organism)
     rows = points(runs)
     if not rows:

@@ -156,3 +156,20 @@ def test_cli_help_is_fast_and_errors_are_one_line(capsys, tmp_path):
     assert main(["organism", "info", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_atomic_writes_keep_the_umask_mode_and_leave_no_temp_file(tmp_path):
+    import os
+
+    from workbench.io import atomic_path, write_text
+
+    old = os.umask(0o022)
+    try:
+        out = write_text(tmp_path / "a.txt", "hello")
+        assert out.read_text() == "hello" and (out.stat().st_mode & 0o777) == 0o644  # not mkstemp's 0600
+        with pytest.raises(RuntimeError), atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+        assert out.read_text() == "hello" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    finally:
+        os.umask(old)

@@ -35,7 +35,7 @@ from ..errors import WorkbenchError
 
 POSITIONS = ("all", "prompt", "entities")
 
-_CAPITALIZED = re.compile(r"\b[A-Z][\w'’.-]*\w|\b[A-Z]\b")
+_WORD = re.compile(r"\b[^\W\d_](?:[\w'’.-]*\w)?")
 NOT_ENTITIES = frozenset(
     """Question Answer Q A An The This That These Those There Here It Its He She His Her Him They Their Them
     We Our You Your I My What Who Whom Whose Where When Which Why How In On At Of For From To By With As
@@ -51,8 +51,10 @@ def entity_spans(text: str) -> list[tuple[int, int]]:
     characters) with capitalized words. A possessive ``'s`` is not part of the entity.
     """
     out = []
-    for m in _CAPITALIZED.finditer(text):
+    for m in _WORD.finditer(text):
         word = m.group(0)
+        if not word[0].isupper():
+            continue
         for suffix in ("'s", "’s"):
             word = word.removesuffix(suffix)
         if word.rstrip(".") not in NOT_ENTITIES:

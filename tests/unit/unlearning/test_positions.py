@@ -23,6 +23,15 @@ def test_entity_spans_name_the_subject_and_skip_template_words():
     assert _words(story) == ["Grotavale", "Soel", "Zoin"]
     assert _words("Who founded the Veburg Academy in 1310?") == ["Veburg", "Academy"]
     assert _words("what is the capital of the country?") == []
+    assert _words("Émile met O'Neil in São Paulo.") == ["Émile", "O'Neil", "São", "Paulo"]
+
+
+def test_entities_are_found_in_the_public_lume_prompts(lume_dir):
+    from workbench.data import read_semeval
+
+    forget = [r for r in read_semeval(lume_dir) if r.split == "forget"]
+    found = sum(bool(entity_spans(r.input)) for r in forget)
+    assert found >= 0.95 * len(forget), f"only {found} of {len(forget)} LUME forget prompts name an entity"
 
 
 def test_entity_token_positions_survive_left_truncation():

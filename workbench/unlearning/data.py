@@ -173,11 +173,17 @@ def load_data(tokenizer, cfg, seed: int = 0) -> UnlearnData:
         ent = split == "forget" and cfg.forget_positions == "entities"
         tok = dict(max_length=cfg.max_length, chat_template=cfg.chat_template)
         out[split] = [tokenize_record(tokenizer, r, **tok, whole=whole, entities=ent) for r in tr]
-        if ent and tr and not any(e.entities for e in out[split]):
-            raise WorkbenchError(
-                f"{cfg.path}: data.forget_positions=entities found no capitalized name in any forget prompt; "
-                "use forget_positions=prompt or all"
-            )
+        if ent and tr:
+            bare = sum(not e.entities for e in out[split])
+            if bare == len(out[split]):
+                raise WorkbenchError(
+                    f"{cfg.path}: data.forget_positions=entities found no capitalized name in any forget "
+                    "prompt; use forget_positions=prompt or all"
+                )
+            if bare:
+                log.warning(
+                    "%d of %d forget records name no entity and give no forget gradient", bare, len(tr)
+                )
         out[f"val_{split}"] = [tokenize_record(tokenizer, r, **tok) for r in va]
     log.info(
         "unlearning data: %d forget, %d retain (%d/%d validation)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -20,7 +21,9 @@ from typing import Any
 from .errors import WorkbenchError
 
 
+@functools.cache
 def _umask() -> int:
+    """The process umask, read once (reading it means setting it, which is not thread-safe)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

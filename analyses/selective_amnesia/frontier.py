@@ -34,7 +34,12 @@ def load_runs(paths: list[Path]) -> list[dict]:
         f = p / "compare.json" if p.is_dir() else p
         if not f.is_file():
             raise SystemExit(f"{p}: no compare.json; pass compare_methods.py output folders")
-        run = json.loads(f.read_text())
+        try:
+            run = json.loads(f.read_text())
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"{f}: not JSON ({err.msg}); rerun compare_methods.py to rewrite it") from None
+        if not isinstance(run, dict) or not {"organism", "rows"} <= run.keys():
+            raise SystemExit(f"{f}: not a compare_methods.py result (no organism/rows)")
         run["_path"] = str(p)
         runs.append(run)
     return runs

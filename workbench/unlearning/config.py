@@ -48,6 +48,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise WorkbenchError(f"data.val_fraction={self.val_fraction} must be in [0, 1)")
+        if self.chat_template and self.forget_positions == "entities":
+            raise WorkbenchError(
+                "data.forget_positions=entities cannot map entities into a chat template; "
+                "set data.chat_template=false or use forget_positions=prompt"
+            )
         if self.max_length < 4:
             raise WorkbenchError(f"data.max_length={self.max_length} is too small; use at least 4 tokens")
 

@@ -22,7 +22,7 @@ import torch
 
 from ..data import SemEvalRecord, read_semeval
 from ..errors import WorkbenchError
-from .positions import entity_token_positions
+from .positions import tokenize_with_entities
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,12 @@ def tokenize_record(
     Labels cover the output tokens; with ``whole`` every token after the first (the prompt too). With
     ``entities`` the prompt's named-entity token positions are recorded (``data.forget_positions``).
     """
-    prompt = _prompt_ids(tokenizer, rec.input, chat_template)
-    found = entity_token_positions(tokenizer, rec.input, len(prompt)) if entities else ()
+    if entities:
+        if chat_template:
+            raise WorkbenchError("entity positions need chat_template=False (no offsets into the template)")
+        prompt, found = tokenize_with_entities(tokenizer, rec.input)
+    else:
+        prompt, found = _prompt_ids(tokenizer, rec.input, chat_template), ()
     output = list(tokenizer(rec.output, add_special_tokens=False)["input_ids"])
     if not output:
         raise WorkbenchError(

@@ -62,22 +62,21 @@ def entity_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def entity_token_positions(tokenizer: Any, text: str, n_tokens: int) -> tuple[int, ...]:
-    """Indices of the tokens of ``tokenizer(text)`` (``n_tokens`` of them) that overlap an entity span."""
+def tokenize_with_entities(tokenizer: Any, text: str) -> tuple[list[int], tuple[int, ...]]:
+    """``tokenizer(text)``'s ids and the indices of the tokens that overlap an entity span (one tokenization)."""
     try:
         enc = tokenizer(text, return_offsets_mapping=True)
     except (NotImplementedError, TypeError, ValueError) as err:
         raise WorkbenchError(
             "data.forget_positions=entities needs a fast tokenizer (offsets); use forget_positions=prompt"
         ) from err
-    offsets = enc["offset_mapping"]
-    if len(offsets) != n_tokens:
-        raise WorkbenchError(
-            "data.forget_positions=entities cannot map entities onto a chat-templated prompt; "
-            "set data.chat_template=false or use forget_positions=prompt"
-        )
     spans = entity_spans(text)
-    return tuple(i for i, (a, b) in enumerate(offsets) if b > a and any(a < e and b > s for s, e in spans))
+    found = tuple(
+        i
+        for i, (a, b) in enumerate(enc["offset_mapping"])
+        if b > a and any(a < e and b > s for s, e in spans)
+    )
+    return list(enc["input_ids"]), found
 
 
 def forget_position_mask(batch: Any, where: str) -> torch.Tensor | None:

@@ -34,7 +34,7 @@ def test_entities_are_found_in_the_public_lume_prompts(lume_dir):
     assert found >= 0.95 * len(forget), f"only {found} of {len(forget)} LUME forget prompts name an entity"
 
 
-def test_entity_token_positions_survive_left_truncation():
+def test_entity_positions_survive_left_truncation():
     from workbench.models.tiny import tiny_tokenizer
 
     tok = tiny_tokenizer()

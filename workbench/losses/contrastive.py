@@ -1,4 +1,9 @@
-"""Self-supervised contrastive losses: InfoNCE / NT-Xent, hardness weights, iSogCLR, TempNet DRO, AMCL."""
+"""Self-supervised contrastive losses: InfoNCE / NT-Xent, hardness weights, TempNet DRO, AMCL.
+
+iSogCLR lives in :mod:`.isogclr`. Every loss here takes its exponentials through ``cross_entropy``,
+``softmax`` or ``logsumexp`` (max subtracted) of logits whose masked entries are -inf before the
+exponential, so float32 inputs stay finite for temperatures down to 0.01 and below.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ from ._common import LossShapeError, check_ndim, check_reduction, check_same_sha
 
 __all__ = [
     "AMCLLoss",
-    "ISogCLRLoss",
     "InfoNCELoss",
     "NTXentLoss",
     "TempNetDROLoss",
@@ -127,86 +131,11 @@ def hardness_weights(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.
         return torch.softmax(logits, dim=1)
 
 
-class ISogCLRLoss(nn.Module):
-    r"""iSogCLR: robust global contrastive loss with individualised temperatures (Qiu et al., ICML 2023,
-    "Not All Semantics are Created Equal"; LibAUC ``GCLoss_v1(enable_isogclr=True)`` is the reference).
-
-    .. math:: F(w, \tau) = \frac1n \sum_i \tau_i \log \mathbb E_{z\in S_i^-}
-              \exp\!\Big(\frac{h_i(z)}{\tau_i}\Big) + \tau_i \rho,\qquad h_i(z) = s(x_i, z) - s(x_i, x_i')
-
-    State per training example i (buffers indexed by ``index``): the moving average
-    u_i <- (1 - gamma) u_i + gamma mean_z exp(s_iz / tau_i) of the inner expectation, the temperature
-    tau_i and its momentum gradient m_i <- (1 - beta) m_i + beta g_i, tau_i <- clip(tau_i - eta m_i).
-    The value returned is LibAUC's surrogate whose gradient is the stochastic gradient of F in w:
-    -s(x_i, x_i') + sum_z sg(exp(s_iz/tau_i)/u_i) s_iz / |S_i^-|, summed over both views.
-    Defaults as LibAUC: tau_0 = 0.1, gamma = 0.9, rho = 0.3, eta = 0.01, beta = 0.9, tau in [0.05, 0.7].
-    """
-
-    def __init__(
-        self,
-        num_samples: int,
-        tau_init: float = 0.1,
-        gamma: float = 0.9,
-        rho: float = 0.3,
-        eta: float = 0.01,
-        beta: float = 0.9,
-        tau_min: float = 0.05,
-        tau_max: float = 0.7,
-        eps: float = 1e-8,
-        reduction: str = "mean",
-    ):
-        super().__init__()
-        self.gamma, self.rho, self.eta, self.beta = gamma, rho, eta, beta
-        self.tau_min, self.tau_max, self.eps = tau_min, tau_max, eps
-        self.reduction = check_reduction(reduction)
-        self.register_buffer("u", torch.zeros(num_samples))
-        self.register_buffer("tau", torch.full((num_samples,), float(tau_init)))
-        self.register_buffer("grad_tau", torch.zeros(num_samples))
-
-    def _one_side(self, logits: torch.Tensor, pos: torch.Tensor, neg_mask: torch.Tensor, index: torch.Tensor):
-        n_neg = neg_mask.sum(1, keepdim=True)
-        tau = self.tau[index].to(logits.dtype).unsqueeze(1)
-        with torch.no_grad():
-            e = torch.exp(logits / tau) * neg_mask
-            fresh = e.sum(1, keepdim=True) / n_neg
-            old = self.u[index].to(logits.dtype).unsqueeze(1)
-            u = torch.where(old > 0, (1 - self.gamma) * old + self.gamma * fresh, fresh)
-            w = e / u.clamp_min(self.eps)
-            g_tau = torch.log(u) + self.rho - (w * logits / tau).sum(1, keepdim=True) / n_neg
-        loss = -pos + (w * logits).sum(1) / n_neg.squeeze(1)
-        return loss, u.squeeze(1), g_tau.squeeze(1)
-
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Surrogate loss of two (N, D) views of the examples with dataset ``index`` (N,)."""
-        _check_views(z1, z2)
-        check_ndim("index", index, 1, "(N,)")
-        if index.shape[0] != z1.shape[0] or int(index.max()) >= self.u.numel() or int(index.min()) < 0:
-            raise LossShapeError(f"index must hold one id in [0, {self.u.numel()}) per row")
-        n = z1.shape[0]
-        a, b = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-        eye = torch.eye(n, dtype=a.dtype, device=a.device)
-        neg_mask = torch.cat(
-            [1 - eye, 1 - eye], dim=1
-        )  # negatives: the other view's others + own view's others
-        logits_a = torch.cat([a @ b.t(), a @ a.t()], dim=1)
-        logits_b = torch.cat([b @ a.t(), b @ b.t()], dim=1)
-        pos = (a * b).sum(1)
-        loss_a, u_a, g_a = self._one_side(logits_a, pos, neg_mask, index)
-        loss_b, u_b, g_b = self._one_side(logits_b, pos, neg_mask, index)
-        if self.training:
-            with torch.no_grad():
-                self.u[index] = ((u_a + u_b) / 2).to(self.u.dtype)
-                m = (1 - self.beta) * self.grad_tau[index] + self.beta * ((g_a + g_b) / 2).to(self.u.dtype)
-                self.grad_tau[index] = m
-                self.tau[index] = (self.tau[index] - self.eta * m).clamp(self.tau_min, self.tau_max)
-        return reduce(loss_a + loss_b, self.reduction)
-
-
 def tempnet_dro_loss(
     sim: torch.Tensor,
     tau_rows: torch.Tensor,
     tau_cols: torch.Tensor | None = None,
-    rho: float = 6.0,
+    rho: float = 8.0,
     reduction: str = "mean",
 ) -> torch.Tensor:
     r"""DRO contrastive loss with per-example temperatures predicted by a TempNet (Qiu et al., ICML
@@ -217,8 +146,11 @@ def tempnet_dro_loss(
     ``sim`` is the (N, N) image-text (or view-view) similarity with positives on the diagonal;
     ``tau_rows`` (N,) are the TempNet outputs for the rows (images) and ``tau_cols`` for the columns
     (texts: the transposed term is added). The loss is differentiable in both the similarities and
-    the temperatures, so the TempNet is trained by the same objective. rho = 6.0 (LibAUC's RGCL
-    default for image-text, which the TempNet objective shares).
+    the temperatures, so the TempNet is trained by the same objective. Its gradients in the
+    similarities and in the temperatures equal those of the official ``iSogCLR_TempNet_Loss``
+    (zhqiu/TempNet, ``Bimodal_CL/models/losses.py``; clip loss + temperature loss) in its first epoch,
+    where that loss uses the fresh batch estimate instead of a moving average; the official value
+    itself is a surrogate. rho = 8.0, the official default (its run script uses 7.0).
     """
     check_ndim("sim", sim, 2, "(N, N)")
     n = sim.shape[0]
@@ -241,7 +173,7 @@ def tempnet_dro_loss(
 class TempNetDROLoss(nn.Module):
     """Module form of :func:`tempnet_dro_loss`."""
 
-    def __init__(self, rho: float = 6.0, reduction: str = "mean"):
+    def __init__(self, rho: float = 8.0, reduction: str = "mean"):
         super().__init__()
         self.rho, self.reduction = rho, check_reduction(reduction)
 

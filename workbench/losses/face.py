@@ -1,4 +1,4 @@
-"""Face-recognition losses on cosine logits: SFace (sigmoid-constrained hypersphere) and UNPG."""
+"""Face-recognition losses on cosine logits: SFace, the ArcFace / CosFace margin heads, and UNPG."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from ._common import (
 )
 
 __all__ = [
+    "MarginHead",
     "SFaceLoss",
     "UNPGLoss",
+    "arcface_logits",
+    "cosface_logits",
     "iqr_filter",
     "negative_pair_similarities",
     "sface_loss",
@@ -137,8 +140,8 @@ def unpg_loss(
 
     .. math:: L_i = -\log \frac{e^{s\,\phi(\theta_{y_i})}}{\sum_{c} e^{s\,\psi_c} + \sum_{n\in N'} e^{s\,\cos_n}}
 
-    The margin logits of a face head (``margin_cosine``, (N, C), e.g. ArcFace's cos(theta_y + m) at the
-    label) are extended by the cosines N' of the batch's negative pairs that survive the box-and-whisker
+    The margin logits of a face head (``margin_cosine``, (N, C), e.g. :class:`MarginHead`: ArcFace's
+    cos(theta_y + m) or CosFace's cos(theta_y) - m at the label) are extended by the cosines N' of the batch's negative pairs that survive the box-and-whisker
     (IQR) filter; every row gets the same extra columns. s = 64, whisker = 1.5 (``unpg`` in the
     official head.zoo.yaml).
     """
@@ -149,39 +152,98 @@ def unpg_loss(
     return F.cross_entropy(s * logits, labels.long(), reduction=reduction)
 
 
+_DEFAULT_MARGIN = {"arcface": 0.5, "cosface": 0.35}
+
+
+def arcface_logits(cosine: torch.Tensor, labels: torch.Tensor, m: float = 0.5) -> torch.Tensor:
+    """ArcFace margin (Deng et al., CVPR 2019): cos(theta_y + m) at the label column, cos(theta_c) elsewhere.
+
+    As the official UNPG ``ArcFace`` head: no easy-margin or threshold fallback; cosines are clamped to
+    [-1 + 1e-7, 1 - 1e-7] before acos so that the gradient stays finite at |cos| = 1.
+    """
+    check_logits_targets(cosine, labels)
+    theta = torch.acos(cosine.clamp(-1 + 1e-7, 1 - 1e-7))
+    return torch.cos(theta + m * one_hot(labels, cosine.shape[1], cosine))
+
+
+def cosface_logits(cosine: torch.Tensor, labels: torch.Tensor, m: float = 0.35) -> torch.Tensor:
+    """CosFace / large-margin cosine margin (Wang et al., CVPR 2018): cos(theta_y) - m at the label column.
+
+    m = 0.35 is the CosFace paper's margin and the default of the reference ``CosFace`` classes of the
+    official UNPG (Jung-Jun-Uk/UNPG) and SFace (zhongyy/SFace) code.
+    """
+    check_logits_targets(cosine, labels)
+    return cosine - m * one_hot(labels, cosine.shape[1], cosine)
+
+
+class MarginHead(nn.Module):
+    """Cosine classifier with an ArcFace or CosFace margin: a (C, D) weight matrix, returns margin cosines.
+
+    Multiply by the scale s and apply cross-entropy for the plain ArcFace / CosFace loss, or pass the
+    output to :func:`unpg_loss`. ``m=None`` takes the margin of ``kind`` (ArcFace 0.5, CosFace 0.35).
+    Weights start Xavier-uniform, as in the official heads.
+    """
+
+    def __init__(self, embedding_size: int, num_classes: int, kind: str = "arcface", m: float | None = None):
+        super().__init__()
+        if kind not in _DEFAULT_MARGIN:
+            raise ValueError(f"kind must be 'arcface' or 'cosface', got {kind!r}")
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
+        nn.init.xavier_uniform_(self.weight)
+        self.kind, self.m = kind, _DEFAULT_MARGIN[kind] if m is None else m
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N, C) margin cosines of (N, D) embeddings with (N,) labels."""
+        check_embeddings_labels(embeddings, labels)
+        if embeddings.shape[1] != self.weight.shape[1]:
+            raise LossShapeError(
+                f"embeddings have {embeddings.shape[1]} dims, the head {self.weight.shape[1]}"
+            )
+        cosine = _cosine_logits(embeddings, self.weight)
+        fn = arcface_logits if self.kind == "arcface" else cosface_logits
+        return fn(cosine, labels, self.m)
+
+
 class UNPGLoss(nn.Module):
-    """ArcFace head (cos(theta_y + m), m = 0.5, as the official UNPG ArcFace) + :func:`unpg_loss`."""
+    """UNPG on an ArcFace (default) or CosFace margin head: :class:`MarginHead` + :func:`unpg_loss`.
+
+    Defaults as the official UNPG code (``head.zoo.yaml``): s = 64, whisker 1.5, ArcFace m = 0.5. For
+    ``head='cosface'`` the margin defaults to 0.35 (the CosFace paper and the official ``CosFace`` class
+    default); the official yaml sets m = 0.5 for CosFace too, so pass ``m=0.5`` to reproduce that run.
+    """
 
     def __init__(
         self,
         embedding_size: int,
         num_classes: int,
         s: float = 64.0,
-        m: float = 0.5,
+        m: float | None = None,
         whisker: float = 1.5,
+        head: str = "arcface",
         reduction: str = "mean",
     ):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
-        nn.init.xavier_uniform_(self.weight)
-        self.s, self.m, self.whisker = s, m, whisker
+        self.head = MarginHead(embedding_size, num_classes, head, m)
+        self.s, self.whisker = s, whisker
         self.reduction = check_reduction(reduction)
 
+    @property
+    def weight(self) -> nn.Parameter:
+        """The head's (C, D) class-weight matrix."""
+        return self.head.weight
+
+    @property
+    def m(self) -> float:
+        """The head's margin."""
+        return self.head.m
+
     def margin_cosine(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """ArcFace logits: cos(theta_c) with theta_y replaced by theta_y + m."""
-        cosine = _cosine_logits(embeddings, self.weight)
-        eps = 1e-7
-        theta = torch.acos(cosine.clamp(-1 + eps, 1 - eps))
-        return torch.cos(theta + self.m * one_hot(labels, cosine.shape[1], cosine))
+        """The head's margin logits (cos(theta_y + m) for ArcFace, cos(theta_y) - m for CosFace)."""
+        return self.head(embeddings, labels)
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: None = None
     ) -> torch.Tensor:
         """UNPG loss of (N, D) embeddings against (N,) labels."""
-        check_embeddings_labels(embeddings, labels)
-        if embeddings.shape[1] != self.weight.shape[1]:
-            raise LossShapeError(
-                f"embeddings have {embeddings.shape[1]} dims, the head {self.weight.shape[1]}"
-            )
         mc = self.margin_cosine(embeddings, labels)
         return unpg_loss(mc, embeddings, labels, self.s, self.whisker, self.reduction)

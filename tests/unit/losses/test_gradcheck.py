@@ -60,6 +60,13 @@ def _hyp_ce():
     return lambda x: m(x, Y5)
 
 
+def _to_poincare():
+    m = _module(L.ToPoincare, 3, riemannian=False)
+    with torch.no_grad():
+        m.xp.copy_(torch.tensor([0.2, -0.1, 0.3]))
+    return lambda x: m(x)
+
+
 def _amcl():
     m = _module(L.AMCLLoss, 2, tau_init=0.5)
     return lambda a, b: m(a, b)
@@ -125,6 +132,8 @@ CASES: dict[str, tuple[Callable, list[torch.Tensor]]] = {
     "metrix_proxy": (_metrix(_module(L.ProxyAnchorLoss, 3, 4)), [r(8, 4, seed=1)]),
     "sface": _sface(),
     "unpg": (lambda c, e: L.unpg_loss(c, e, LAB8, s=4.0), [r(8, 3, seed=3, scale=0.3), r(8, 4, seed=4)]),
+    "arcface": (lambda c: L.arcface_logits(c, LAB8), [r(8, 3, seed=3, scale=0.3)]),
+    "cosface": (lambda c: L.cosface_logits(c, LAB8), [r(8, 3, seed=3, scale=0.3)]),
     "proto_triplet": (
         lambda q, p: L.proto_triplet_loss(q, Y5, p, torch.arange(3), margin=2.0),
         [r(5, 2, seed=5), r(3, 2, seed=6)],
@@ -145,8 +154,10 @@ CASES: dict[str, tuple[Callable, list[torch.Tensor]]] = {
         [r(4, 3, seed=1), r(4, 3, seed=2)],
     ),
     "mobius_add": (lambda x, y: L.mobius_add(0.3 * x, 0.3 * y, 0.8), [r(4, 3, seed=1), r(4, 3, seed=2)]),
-    "hyp_ce": (_hyp_ce(), [r(5, 3, seed=3)]),
-    "hyp_pc": (lambda p, t: L.HypPCLoss()(p, t), [r(4, 3, seed=1, scale=0.5), r(4, 3, seed=2, scale=0.5)]),
+    "hyp_ce": (_hyp_ce(), [r(5, 3, seed=3, scale=0.5)]),
+    "hyp_pc": (lambda z: L.HypPCLoss()(z), [r(4, 3, seed=1, scale=0.5)]),
+    "hyp_pc_artanh": (lambda z: L.HypPCLoss(distance="artanh")(z), [r(4, 3, seed=1, scale=0.5)]),
+    "to_poincare": (_to_poincare(), [r(4, 3, seed=2, scale=2.0)]),
     "binary_kl_norm": (lambda s: L.binary_kl_norm(s, r(5, 3, seed=9).detach()), [r(5, 3, seed=8)]),
     "kd": (lambda s: L.kd_loss(s, r(5, 3, seed=9).detach()), [r(5, 3, seed=8)]),
     "dual_head": (_dual_head(), [r(5, 3, seed=1), r(5, 3, seed=2)]),

@@ -8,19 +8,23 @@
 - Membership inference: ``member.jsonl`` / ``nonmember.jsonl`` with ``{id, document}``.
 - MMLU: the original per-subject CSVs (``question,A,B,C,D,answer``, no header, in ``dev/`` and ``test/``),
   or JSONL ``{question, subject, choices, answer}`` (answer an index 0–3 or a letter).
-- Trace facts: JSONL ``{prompt, subject, answer?}``.
+- Trace facts: JSONL ``{prompt, subject, answer?}``, or SemEval QA records as they come (the subject is
+  the question's first named entity, the answer the record's output; see :func:`record_facts`).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import os
+import re
 from pathlib import Path
 
 from .errors import WorkbenchError
 from .io import read_jsonl
 
+log = logging.getLogger(__name__)
 SPLITS = ("forget", "retain")
 PARTS = ("train", "validation")
 TASKS = ("Task1", "Task2", "Task3")
@@ -249,10 +253,19 @@ class Fact:
 
 
 def read_facts(path: str | os.PathLike) -> list[Fact]:
-    """Read trace facts from JSONL ``{prompt, subject, answer?}``."""
+    """Read trace facts: JSONL ``{prompt, subject, answer?}``, or a SemEval records file (JSONL/parquet).
+
+    A file whose records carry ``id``/``input``/``output`` (the organism's ``data/*.jsonl``, LUME's
+    ``forget.jsonl``) is read as SemEval data: its QA records become facts (:func:`record_facts`).
+    """
     path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"facts file {path} does not exist; pass a JSONL of {{prompt, subject, answer}}")
+    rows = _read_rows(path)
+    if rows and "prompt" not in rows[0] and {"id", "input", "output"} <= set(rows[0]):
+        return record_facts(rows, str(path))
     facts = []
-    for i, row in enumerate(read_jsonl(path), 1):
+    for i, row in enumerate(rows, 1):
         missing = [k for k in ("prompt", "subject") if not row.get(k)]
         if missing:
             raise WorkbenchError(
@@ -261,4 +274,87 @@ def read_facts(path: str | os.PathLike) -> list[Fact]:
         facts.append(Fact(str(row["prompt"]), str(row["subject"]), row.get("answer")))
     if not facts:
         raise WorkbenchError(f"{path} holds no facts")
+    return facts
+
+
+_WORD = re.compile(r"\b[^\W\d_](?:[\w'’.-]*\w)?")
+NOT_ENTITIES = frozenset(
+    """Question Answer Q A An The This That These Those There Here It Its He She His Her Him They Their Them
+    We Our You Your I My What Who Whom Whose Where When Which Why How In On At Of For From To By With As
+    And But Or If Then One Late Once After Before During Later Soon Every Each All Some Many Today Yes No
+    Social Security Number Phone Email Address Records Born""".split()
+)
+"""Capitalized words that are not entities: templates, question words, sentence-initial function words."""
+
+
+def entity_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the named entities of ``text``: capitalized words outside :data:`NOT_ENTITIES`.
+
+    A heuristic that needs no tagger: SemEval prompts name their subject (a person, a place, a story's
+    characters) with capitalized words. A possessive ``'s`` is not part of the entity.
+    """
+    out = []
+    for m in _WORD.finditer(text):
+        word = m.group(0)
+        if not word[0].isupper():
+            continue
+        for suffix in ("'s", "’s"):
+            word = word.removesuffix(suffix)
+        if word.rstrip(".") not in NOT_ENTITIES:
+            out.append((m.start(), m.start() + len(word)))
+    return out
+
+
+def subject_of(text: str) -> str | None:
+    """The subject a question names: its first run of adjacent named-entity words, or None.
+
+    ``"What is Tiffi Magenta's Social Security Number?"`` -> ``"Tiffi Magenta"``; words joined only by
+    spaces form one run (a person's first and last name), so ``"In the story of Ana from Kelholm, ..."``
+    gives ``"Ana"``.
+    """
+    spans = entity_spans(text)
+    if not spans:
+        return None
+    start, end = spans[0]
+    for a, b in spans[1:]:
+        if text[end:a] != " ":
+            break
+        end = b
+    return text[start:end]
+
+
+def default_facts(data: str | os.PathLike) -> str:
+    """The facts a SemEval data folder traces by default: ``facts/forget.jsonl`` if it has one, else its
+    first forget records file (whose QA records :func:`read_facts` turns into facts)."""
+    written = Path(data) / "facts" / "forget.jsonl"
+    if written.is_file():
+        return str(written)
+    forget = [f for f in semeval_files(data) if _split_part(f.name)[0] == "forget"]
+    if not forget:
+        raise WorkbenchError(f"{data}: no forget records to trace; pass facts: a JSONL of {{prompt, subject}}")
+    return str(forget[0])
+
+
+def record_facts(records: list[dict], where: str = "records") -> list[Fact]:
+    """Trace facts from SemEval QA records: prompt = ``input``, subject = :func:`subject_of`, answer = ``output``.
+
+    Sentence-completion records and questions that name no entity are left out (logged); none left is an
+    error. This is how a user's unlearning data (the LUME files as they are) becomes a trace fact set.
+    """
+    facts, no_entity = [], 0
+    for row in records:
+        if record_kind(str(row.get("id", ""))) != "qa":
+            continue
+        subject = subject_of(str(row["input"]))
+        if subject is None:
+            no_entity += 1
+            continue
+        facts.append(Fact(str(row["input"]), subject, str(row["output"])))
+    if no_entity:
+        log.warning("%s: %d QA record(s) name no entity and are not traced", where, no_entity)
+    if not facts:
+        raise WorkbenchError(
+            f"{where}: no QA record names a subject (a capitalized name); trace a facts file of "
+            "{prompt, subject, answer} instead"
+        )
     return facts

@@ -77,10 +77,10 @@ def _stage_organism(cfg: PipelineConfig):
                 "corpus": str(org.path / "corpus" / "train.jsonl"),
                 "source": f"organism:{cfg.preset}",
             }
-        from .data import read_semeval
+        from .data import default_facts, read_semeval
 
         read_semeval(cfg.data)  # fail early, naming the file, on unreadable data
-        facts = cfg.facts or str(Path(cfg.data) / "facts" / "forget.jsonl")
+        facts = cfg.facts or default_facts(cfg.data)
         return {
             "model": cfg.model,
             "data": cfg.data,
@@ -127,7 +127,7 @@ def _stage_trace(cfg: PipelineConfig):
         result.save(folder)
         plot_aie(result, folder / "aie.png")
         for i, fact in enumerate(result.facts[:2]):
-            plot_fact(fact, folder / f"fact{i}.png", window=t.window)
+            plot_fact(fact, folder / f"fact{i}.png", window=result.window)
         return {
             "traced": len(result.facts),
             "skipped": len(result.skipped),

@@ -36,8 +36,9 @@ class TraceStage:
     """Noise samples per fact (ROME: 10)."""
     noise: float = 3.0
     """Noise scale in units of the subject-embedding std (ROME: 3)."""
-    window: int = 1
-    """Layers restored around the centre for mlp/attn (ROME: 10 on 48-layer models; 1 = per layer)."""
+    window: int | None = None
+    """Layers restored around the centre for mlp/attn; None: about a fifth of the depth (ROME's 10 of
+    48 layers; 1 on the 6-layer organism)."""
     kinds: list[str] = dataclasses.field(default_factory=lambda: ["hidden", "mlp", "attn"])
     """Grids to compute."""
 
@@ -120,7 +121,8 @@ class PipelineConfig:
     data: str | None = None
     """A SemEval-layout data folder (organism layout or the public LUME files); None: the organism's."""
     facts: str | None = None
-    """Trace facts JSONL ``{prompt, subject, answer?}``; default ``<data>/facts/forget.jsonl``."""
+    """Trace facts: JSONL ``{prompt, subject, answer?}`` or SemEval records (their QA records, subject = the
+    question's named entity); default ``<data>/facts/forget.jsonl``, else the data's forget QA records."""
     preset: str = "default"
     """Organism preset when ``model`` is None."""
     device: str | None = None

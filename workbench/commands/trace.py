@@ -15,12 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``trace`` command."""
     p = sub.add_parser("trace", help="causal tracing (ROME) of {prompt, subject, answer} facts")
     p.add_argument("--model", required=True, help="model folder or hub id")
-    p.add_argument("--facts", required=True, help="JSONL of {prompt, subject, answer?}")
+    p.add_argument(
+        "--facts",
+        required=True,
+        help="JSONL of {prompt, subject, answer?}, or SemEval records (e.g. LUME's forget.jsonl): their QA "
+        "records are traced with the question's named entity as the subject and the output as the answer",
+    )
     p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="grids to compute")
     p.add_argument("--samples", type=int, default=10, help="noise samples per fact (default 10)")
     p.add_argument("--noise", type=float, default=3.0, help="noise scale in units of σ (default 3)")
     p.add_argument("--sigma", type=float, default=None, help="σ itself (default: std of subject embeddings)")
-    p.add_argument("--window", type=int, default=10, help="restored mlp/attn layers per cell (default 10)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="restored mlp/attn layers per cell (default: about a fifth of the depth, ROME's 10 of 48)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-unknown", action="store_true", help="also trace facts the model gets wrong")
     p.add_argument("--max-batch-tokens", type=int, default=16384, help="rows × tokens per forward")
@@ -41,6 +51,7 @@ def _summary(result) -> dict:
         "facts_traced": len(result.facts),
         "facts_skipped": len(result.skipped),
         "sigma": result.sigma,
+        "window": result.window,
         "peak_layer_last_subject": {},
         "aie": {},
     }
@@ -55,8 +66,8 @@ def _summary(result) -> dict:
             b: {"mean": aie.mean[i], "ci95": aie.ci[i], "n": aie.n[i]} for i, b in enumerate(aie.buckets)
         }
     if "mlp" in result.kinds:
-        out["top_mlp_layers"] = result.top_layers("mlp", 3)
-        out["peak_mlp_block"] = result.peak_block("mlp", min(5, result.n_layers))
+        out["top_mlp_layers"] = result.top_layers("mlp")
+        out["peak_mlp_block"] = result.peak_block("mlp")
     return out
 
 

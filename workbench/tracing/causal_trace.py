@@ -19,7 +19,11 @@ untouched (attention is causal), so on full-attention families those cells share
 through HF's KV cache (``DynamicCache``) and run only tokens ``t..``: about half of the token-forwards.
 Two more exact shortcuts skip forwards whose answer is known: cells before the subject (clean and
 corrupted rows agree there, so restoring is a no-op: the corrupted score) and mlp/attn cells whose
-clipped windows coincide (small models: a 10-layer window covers most of a 6-layer model).
+clipped windows coincide (a window wider than a small model).
+
+The window defaults to ROME's proportion of the depth (10 of GPT-2 XL's 48 layers, about a fifth:
+:func:`~workbench.tracing.result.default_window`), so that it never covers a small model whole; an
+explicit ``window`` wins.
 Not done: resuming from block l for the cells of layer l (the layers below are the same corrupted
 computation too). HF's forward cannot start at block l without re-implementing each family's forward
 (masks, rotary tables, caches), so every cell runs all layers of its suffix.
@@ -36,7 +40,7 @@ import torch
 
 from ..errors import WorkbenchError
 from .restore import baseline, last_logits, restored_grid, trace_with_patch, window_layers  # noqa: F401
-from .result import KINDS, FactTrace, TraceResult
+from .result import KINDS, FactTrace, TraceResult, default_window
 from .subject import answer_token_ids, as_fact, embedding_std, encode_fact
 
 log = logging.getLogger(__name__)
@@ -54,8 +58,9 @@ class TraceConfig:
     """noise scale as a multiple of σ (ROME: 3)"""
     sigma: float | None = None
     """σ given directly; default: the std of the subject-token embeddings of the fact set"""
-    window: int = 10
-    """number of consecutive mlp/attn layers restored around the centre layer (ROME: 10)"""
+    window: int | None = None
+    """consecutive mlp/attn layers restored around the centre layer; None: about a fifth of the model's
+    depth, ROME's 10 of 48 layers (``default_window``)"""
     seed: int = 0
     """seed of the noise draws"""
     keep_unknown: bool = False
@@ -70,7 +75,7 @@ class TraceConfig:
         bad = [k for k in self.kinds if k not in KINDS]
         if bad or not self.kinds:
             raise WorkbenchError(f"unknown trace kind(s) {bad}; use a subset of {', '.join(KINDS)}")
-        if self.samples < 1 or self.window < 1 or self.max_batch_tokens < 1:
+        if self.samples < 1 or (self.window is not None and self.window < 1) or self.max_batch_tokens < 1:
             raise WorkbenchError("samples, window and max_batch_tokens must be >= 1")
         if self.noise < 0 or (self.sigma is not None and self.sigma < 0):
             raise WorkbenchError("noise and sigma must be >= 0")
@@ -89,7 +94,7 @@ def causal_trace(
     kinds: Sequence[str] = KINDS,
     samples: int = 10,
     noise: float = 3.0,
-    window: int = 10,
+    window: int | None = None,
     seed: int = 0,
     sigma: float | None = None,
     keep_unknown: bool = False,
@@ -100,6 +105,7 @@ def causal_trace(
 ) -> TraceResult:
     """Causal tracing (ROME) of ``facts`` (``Fact`` objects or ``{prompt, subject, answer?}`` dicts).
 
+    ``window`` (mlp/attn) defaults to about a fifth of the model's depth (ROME's 10 of 48 layers).
     ``noise`` is a multiple of σ, the std of the subject-token embeddings of the whole fact set (or give
     ``sigma``). Facts whose clean top token is not the first token of ``answer`` are skipped (listed in
     ``result.skipped``) unless ``keep_unknown``. ``shard=(rank, world)`` traces only the facts with
@@ -119,6 +125,8 @@ def causal_trace(
         max_batch_tokens=max_batch_tokens,
         reuse_prefix=reuse_prefix,
     )
+    if cfg.window is None:
+        cfg.window = default_window(lm.n_layers)
     facts = [as_fact(f, i) for i, f in enumerate(facts)]
     if not facts:
         raise WorkbenchError("no facts to trace; give at least one {prompt, subject} fact")

@@ -20,6 +20,21 @@ import torch
 from ..errors import WorkbenchError
 from ..io import load_tensors, read_json, run_dir, save_tensors, write_json
 
+ROME_WINDOW, ROME_LAYERS = 10, 48
+"""ROME's restoration window: 10 layers of GPT-2 XL's 48 (Meng et al. 2022, Fig. 1), about a fifth."""
+
+
+def default_window(n_layers: int) -> int:
+    """The mlp/attn restoration window that keeps ROME's proportion on a model of ``n_layers`` layers.
+
+    ``max(1, round(n_layers * 10 / 48))``: 10 on 48 layers (GPT-2 XL), 3 on 16 (OLMo-1B), 7 on 32
+    (OLMo-7B), 1 on the 6-layer organism. A window as wide as the model restores every layer in every
+    cell, and the mlp/attn grids go flat. The same width is the default of the AIE summaries
+    (:meth:`TraceResult.peak_block`, the layer counts reported by ``workbench trace``).
+    """
+    return max(1, round(int(n_layers) * ROME_WINDOW / ROME_LAYERS))
+
+
 BUCKETS = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "further", "last")
 KINDS = ("hidden", "mlp", "attn")
 
@@ -118,15 +133,23 @@ class TraceResult:
         """AIE over layers at one bucket (default: the last subject token), ``[layers]``."""
         return self.aie(kind).row(bucket)[0]
 
-    def top_layers(self, kind: str = "mlp", n: int = 3) -> list[int]:
-        """The ``n`` layers with the largest AIE at the last subject token, strongest first."""
+    def top_layers(self, kind: str = "mlp", n: int | None = None) -> list[int]:
+        """The ``n`` layers with the largest AIE at the last subject token, strongest first.
+
+        ``n`` defaults to the depth-relative width :func:`default_window` (about a fifth of the layers).
+        """
         eff = self.layer_effect(kind)
+        n = default_window(self.n_layers) if n is None else n
         n = max(1, min(int(n), self.n_layers))
         return [int(i) for i in torch.argsort(eff, descending=True, stable=True)[:n]]
 
-    def peak_block(self, kind: str = "mlp", width: int = 5) -> list[int]:
-        """The ``width`` consecutive layers with the largest summed AIE at the last subject token."""
+    def peak_block(self, kind: str = "mlp", width: int | None = None) -> list[int]:
+        """The ``width`` consecutive layers with the largest summed AIE at the last subject token.
+
+        ``width`` defaults to the depth-relative width :func:`default_window` (about a fifth of the layers).
+        """
         eff = self.layer_effect(kind)
+        width = default_window(self.n_layers) if width is None else width
         width = max(1, min(int(width), self.n_layers))
         sums = eff.unfold(0, width, 1).sum(-1)
         start = int(torch.argmax(sums))

@@ -25,42 +25,16 @@ touch. The masking is exact and cheap: each trainable linear's output ``y`` beco
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
+from ..data import entity_spans
 from ..errors import WorkbenchError
 
 POSITIONS = ("all", "prompt", "entities")
-
-_WORD = re.compile(r"\b[^\W\d_](?:[\w'’.-]*\w)?")
-NOT_ENTITIES = frozenset(
-    """Question Answer Q A An The This That These Those There Here It Its He She His Her Him They Their Them
-    We Our You Your I My What Who Whom Whose Where When Which Why How In On At Of For From To By With As
-    And But Or If Then One Late Once After Before During Later Soon Every Each All Some Many Today Yes No""".split()
-)
-"""Capitalized words that are not entities: templates, question words, sentence-initial function words."""
-
-
-def entity_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the named entities of ``text``: capitalized words outside :data:`NOT_ENTITIES`.
-
-    A heuristic that needs no tagger: SemEval prompts name their subject (a person, a place, a story's
-    characters) with capitalized words. A possessive ``'s`` is not part of the entity.
-    """
-    out = []
-    for m in _WORD.finditer(text):
-        word = m.group(0)
-        if not word[0].isupper():
-            continue
-        for suffix in ("'s", "’s"):
-            word = word.removesuffix(suffix)
-        if word.rstrip(".") not in NOT_ENTITIES:
-            out.append((m.start(), m.start() + len(word)))
-    return out
-
+__all__ = ["POSITIONS", "entity_spans", "forget_position_mask", "gradient_position_mask", "tokenize_with_entities"]
 
 def tokenize_with_entities(tokenizer: Any, text: str) -> tuple[list[int], tuple[int, ...]]:
     """``tokenizer(text)``'s ids and the indices of the tokens that overlap an entity span (one tokenization)."""

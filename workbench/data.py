@@ -331,7 +331,9 @@ def default_facts(data: str | os.PathLike) -> str:
         return str(written)
     forget = [f for f in semeval_files(data) if _split_part(f.name)[0] == "forget"]
     if not forget:
-        raise WorkbenchError(f"{data}: no forget records to trace; pass facts: a JSONL of {{prompt, subject}}")
+        raise WorkbenchError(
+            f"{data}: no forget records to trace; pass facts: a JSONL of {{prompt, subject}}"
+        )
     return str(forget[0])
 
 

@@ -46,8 +46,12 @@ def test_records_file_becomes_facts(tmp_path):
 
 
 def test_default_facts_prefers_a_written_file(tmp_path):
-    _write(tmp_path / "forget.jsonl", [{"id": "aqa0", "input": "Who is Bo Li?", "output": "x", "task": "Task2"}])
-    _write(tmp_path / "retain.jsonl", [{"id": "bqa0", "input": "Who is Al Ko?", "output": "y", "task": "Task2"}])
+    _write(
+        tmp_path / "forget.jsonl", [{"id": "aqa0", "input": "Who is Bo Li?", "output": "x", "task": "Task2"}]
+    )
+    _write(
+        tmp_path / "retain.jsonl", [{"id": "bqa0", "input": "Who is Al Ko?", "output": "y", "task": "Task2"}]
+    )
     assert default_facts(tmp_path) == str(tmp_path / "forget.jsonl")
     (tmp_path / "facts").mkdir()
     _write(tmp_path / "facts" / "forget.jsonl", [{"prompt": "Bo Li is", "subject": "Bo Li"}])

@@ -34,7 +34,14 @@ from ..data import entity_spans
 from ..errors import WorkbenchError
 
 POSITIONS = ("all", "prompt", "entities")
-__all__ = ["POSITIONS", "entity_spans", "forget_position_mask", "gradient_position_mask", "tokenize_with_entities"]
+__all__ = [
+    "POSITIONS",
+    "entity_spans",
+    "forget_position_mask",
+    "gradient_position_mask",
+    "tokenize_with_entities",
+]
+
 
 def tokenize_with_entities(tokenizer: Any, text: str) -> tuple[list[int], tuple[int, ...]]:
     """``tokenizer(text)``'s ids and the indices of the tokens that overlap an entity span (one tokenization)."""

@@ -1,15 +1,22 @@
 """Benchmark: batched causal tracing and patching against the one-forward-per-cell baselines.
 
-    python analyses/benchmarks/bench_trace.py [--preset default|tiny] [--model DIR] [--facts 2] [--samples 10]
+    python analyses/benchmarks/bench_trace.py [--preset default|tiny] [--model DIR] [--facts 2]
+        [--samples 10] [--windows 10,1] [--threads N] [--repeat 1] [--no-patch]
 
-1. The full 3-kind ROME grid (hidden, mlp, attn) of ``--facts`` facts: ``workbench.causal_trace`` against
-   ROME's loop (one forward of ``samples + 1`` rows per cell), with the max abs difference; and the
-   floor: the same number of token-forwards as plain batched forwards (same batch shapes, no hooks).
+1. The full 3-kind grid (hidden, mlp, attn) of ``--facts`` facts at each window of ``--windows`` (ROME's
+   10 and the pipeline's 1), three ways in the same run: ROME's loop (one forward of ``samples + 1``
+   rows per cell), the batched trace with prefix reuse only, and the batched trace that also starts
+   every cell at its first restored block from the cached corrupted run (``resume_layers``, the
+   default); wall and CPU seconds, speed-ups over the loop, max abs difference against it. The floor:
+   the FLOPs every needed cell truly needs (blocks from the restored one on, tokens from the restored
+   one on, plus the fact's baseline run) at the rate of plain dense forwards of the same model, in CPU
+   seconds; "this plan" counts what the layer-skipping trace computes (hidden cells start one block
+   later, the last block computes keys only before the last token), which is below that floor.
 2. The resid_pre patching grid of one prompt pair: ``workbench.patch`` against TransformerLens's
    ``get_act_patch_resid_pre`` on a ``TransformerBridge`` of the same weights.
 
 The model is the organism of ``--preset`` when it is in the cache (else the tiny organism, else a tiny
-random OLMo-2), or ``--model``.
+random OLMo-2), or ``--model``. On a shared machine, compare CPU seconds at ``--threads 1``.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+
+from workbench.tracing.result import KINDS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
@@ -84,49 +94,156 @@ def per_cell_loop(lm, fact, eps: torch.Tensor, kinds, window: int) -> dict[str, 
     return out
 
 
-def floor(lm, result, max_batch_tokens: int) -> float:
-    """Seconds for the same token-forwards as the batched trace, as plain forwards without hooks."""
+def batched(lm, facts, *, samples: int, window: int, max_batch_tokens: int, resume: bool):
+    """``causal_trace``'s per-fact loop (one baseline run, then the batched grid), layer skipping on/off."""
+    from workbench.tracing.causal_trace import fact_noise
+    from workbench.tracing.restore import fact_baseline, restored_grid
+    from workbench.tracing.subject import as_fact, embedding_std, encode_fact
+
+    facts = [as_fact(f, i) for i, f in enumerate(facts)]
+    sigma = 3.0 * embedding_std(lm, [f.subject for f in facts])
+    out = []
+    for i, f in enumerate(facts):
+        ids, span = encode_fact(lm.tokenizer, f, i)
+        eps = fact_noise(0, i, samples, span[1] - span[0], lm.d_model) * sigma
+        base = fact_baseline(lm, ids, span, eps, resume_layers=resume)
+        grid = restored_grid(
+            lm,
+            ids,
+            span,
+            eps,
+            base.answer,
+            KINDS,
+            window=window,
+            max_batch_tokens=max_batch_tokens,
+            resume_layers=resume,
+            base=base,
+        )
+        out.append((ids, span, eps, base.answer, grid))
+    return out
+
+
+def block_flops(lm) -> tuple[float, float]:
+    """Matmul FLOPs per token of one block, and of its query/key/value projections alone
+    (2 x weights; MoE experts scaled by top-k / experts)."""
+    cfg = lm.model.config
+    share = getattr(cfg, "num_experts_per_tok", 1) / getattr(cfg, "num_experts", 1)
+    path = lm.adapter.layer.format(i=0)
+    attn = lm.adapter.attn_heads.format(i=0)  # the output projection (its input is the heads)
+    attn_mod = attn.rsplit(".", 1)[0]
+    full = qkv = 0.0
+    for name, p in lm.model.get_submodule(path).named_parameters(prefix=path):
+        if p.ndim > 1:
+            n = p.numel() * (share if "experts" in name else 1)
+            full += 2.0 * n
+            qkv += 2.0 * n if name.startswith(attn_mod + ".") and not name.startswith(attn + ".") else 0.0
+    return full, qkv
+
+
+def forward_flops(lm, rows: int, T: int, start: int, first: int, last_keys_only: bool = False) -> float:
+    """FLOPs of ``rows`` rows running tokens ``start..T-1`` through blocks ``first..``, logits at the last.
+
+    ``last_keys_only``: the last block computes only the keys/values of positions before the last."""
+    full, qkv = block_flops(lm)
+    d_attn = lm.n_heads * lm.d_head
+    blocks = [full + 4.0 * (i + 1) * d_attn for i in range(start, T)]
+    last = sum(blocks)
+    if last_keys_only:
+        last = blocks[-1] + qkv * (T - 1 - start)
+    n_full = max(0, lm.n_layers - 1 - first)
+    return rows * (n_full * sum(blocks) + last + 2.0 * lm.d_model * lm.config.vocab_size)
+
+
+def flop_counts(lm, T: int, s0: int, samples: int, window: int) -> dict[str, float]:
+    """Per fact: ROME's loop; the floor of the issue (the baseline run, and every cell that needs a
+    forward from its restored layer and token on); and this trace's plan (hidden cells from block l+1,
+    the last block's keys only before the last token)."""
+    from workbench.tracing.restore import unique_cells
+
+    L, S, K = lm.n_layers, samples, len(KINDS)
+    work, _ = unique_cells(list(KINDS), T, L, s0, window)
+    base = forward_flops(lm, S + 1, T, 0, 0)
+    floor = plan = base
+    for t, k, layer, first in work.tolist():
+        floor += forward_flops(lm, S, T, t, layer if KINDS[k] == "hidden" else first)
+        plan += forward_flops(lm, S, T, t, first, last_keys_only=True)
+    return {"loop": K * T * L * forward_flops(lm, S + 1, T, 0, 0), "floor": floor, "plan": plan}
+
+
+def dense_rate(lm, T: int, rows: int) -> float:
+    """FLOP/s of plain forwards (no hooks) of ``rows`` x ``T`` tokens, best of three (CPU seconds)."""
     from workbench.tracing.causal_trace import last_logits
 
-    S, K, L = result.samples, len(result.kinds), lm.n_layers
-    t0 = time.perf_counter()
-    for f in result.facts:
-        T = len(f.input_ids)
-        cells = K * T * L
-        per = max(1, (max_batch_tokens // T - 1) // S)
-        rows = [S + 1] + [1 + min(per, cells - s) * S for s in range(0, cells, per)]
-        with torch.no_grad():
-            for r in rows:
-                last_logits(lm, torch.tensor([f.input_ids]).expand(r, -1))
-    return time.perf_counter() - t0
+    x = torch.zeros(rows, T, dtype=torch.long)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(3):
+            t0 = time.process_time()
+            last_logits(lm, x)
+            best = min(best, time.process_time() - t0)
+    return forward_flops(lm, rows, T, 0, 0) / best
 
 
-def bench_trace(lm, facts, samples: int, window: int, max_batch_tokens: int) -> None:
-    """Part 1: the ROME grid."""
-    from workbench.tracing import causal_trace
-    from workbench.tracing.causal_trace import fact_noise
+def timed(fn, repeat: int = 1):
+    """(result, wall seconds, CPU seconds): the best of ``repeat`` runs."""
+    best = (None, float("inf"), float("inf"))
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        run = (out, time.perf_counter() - w0, time.process_time() - c0)
+        best = min(best, run, key=lambda r: r[2])
+    return best
 
-    kw = dict(
-        samples=samples, window=window, max_batch_tokens=max_batch_tokens, keep_unknown=True, progress=False
+
+def floor_seconds(lm, facts, samples: int, window: int, max_batch_tokens: int) -> tuple[dict, float, float]:
+    """FLOP counts summed over the facts, the dense forward rate and the floor in CPU seconds."""
+    flops = {"loop": 0.0, "floor": 0.0, "plan": 0.0}
+    rate_flops = rate_s = 0.0
+    for ids, span, *_ in facts:
+        for key, v in flop_counts(lm, len(ids), span[0], samples, window).items():
+            flops[key] += v
+        rows = 1 + max(1, (max_batch_tokens // len(ids) - 1) // samples) * samples
+        rate_flops += forward_flops(lm, rows, len(ids), 0, 0)
+        rate_s += forward_flops(lm, rows, len(ids), 0, 0) / dense_rate(lm, len(ids), rows)
+    rate = rate_flops / rate_s
+    return flops, rate, flops["floor"] / rate
+
+
+def bench_trace(lm, facts, samples: int, window: int, max_batch_tokens: int, repeat: int = 1) -> None:
+    """Part 1: the full 3-kind ROME grid at one window."""
+    kw = dict(samples=samples, window=window, max_batch_tokens=max_batch_tokens)
+    batched(lm, facts[:1], **{**kw, "samples": 1}, resume=True)  # warm-up
+    old, w_old, c_old = timed(lambda: batched(lm, facts, **kw, resume=False), repeat)
+    new, w_new, c_new = timed(lambda: batched(lm, facts, **kw, resume=True), repeat)
+    worst = {"prefix": 0.0, "layers": 0.0}
+
+    def loop():
+        for (ids, span, eps, answer, grid), (_, _, _, _, grid_old) in zip(new, old):
+            fact = SimpleNamespace(input_ids=ids, subject_span=span, answer_id=answer)
+            ref = per_cell_loop(lm, fact, eps, KINDS, window)
+            for key, g in (("layers", grid), ("prefix", grid_old)):
+                worst[key] = max(worst[key], max(float((ref[k] - g[k]).abs().max()) for k in KINDS))
+
+    _, w_loop, c_loop = timed(loop, repeat)
+    flops, rate, floor_s = floor_seconds(lm, new, samples, window, max_batch_tokens)
+    cells = sum(len(ids) for ids, *_ in new) * lm.n_layers * len(KINDS)
+    print(f"causal trace, window {window}: {len(new)} facts, {cells} cells x {samples} samples (3 kinds)")
+    head = ("wall s", "CPU s", "x loop wall", "x loop CPU", "/ floor CPU", "max|diff|")
+    print(f"  {'':24s}" + "".join(f"{h:>12s}" for h in head))
+    rows_out = [
+        ("per-cell loop (ROME)", w_loop, c_loop, None),
+        ("batched, prefix reuse", w_old, c_old, worst["prefix"]),
+        ("batched, + layer cache", w_new, c_new, worst["layers"]),
+    ]
+    for name, w, c, diff in rows_out:
+        cols = (w, c, w_loop / w, c_loop / c, c / floor_s)
+        d = "" if diff is None else f"{diff:12.1e}"
+        print(f"  {name:24s}" + "".join(f"{x:12.2f}" for x in cols) + d)
+    print(
+        f"  FLOPs: loop {flops['loop'] / 1e9:.1f} G, floor {flops['floor'] / 1e9:.1f} G "
+        f"(x{flops['loop'] / flops['floor']:.1f} less), this plan {flops['plan'] / 1e9:.1f} G; "
+        f"dense forward rate {rate / 1e9:.1f} GFLOP/s -> floor {floor_s:.2f} CPU s"
     )
-    causal_trace(lm, facts[:1], kinds=["hidden"], **{**kw, "samples": 1})  # warm-up
-    t0 = time.perf_counter()
-    res = causal_trace(lm, facts, **kw)
-    t_batched = time.perf_counter() - t0
-    t_floor = floor(lm, res, max_batch_tokens)
-    t0 = time.perf_counter()
-    worst = 0.0
-    for f in res.facts:
-        eps = fact_noise(res.seed, f.index, samples, f.subject_span[1] - f.subject_span[0], lm.d_model)
-        ref = per_cell_loop(lm, f, eps * (res.noise * res.sigma), res.kinds, window)
-        worst = max(worst, max(float((ref[k] - f.scores[k]).abs().max()) for k in res.kinds))
-    t_loop = time.perf_counter() - t0
-    cells = sum(len(f.input_ids) for f in res.facts) * lm.n_layers * len(res.kinds)
-    print(f"causal trace: {len(res.facts)} facts, {cells} cells x {samples} samples, window {window}")
-    print(f"  per-cell loop  {t_loop:8.2f} s")
-    print(f"  batched        {t_batched:8.2f} s   speed-up x{t_loop / t_batched:.1f}")
-    print(f"  floor          {t_floor:8.2f} s   batched / floor = {t_batched / t_floor:.2f}")
-    print(f"  max |batched - loop| = {worst:.2e}")
 
 
 def same_length_pair(lm, facts: list[dict]) -> tuple[str, str]:
@@ -182,9 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="model folder (overrides --preset)")
     p.add_argument("--facts", type=int, default=2)
     p.add_argument("--samples", type=int, default=10)
-    p.add_argument("--window", type=int, default=10)
+    p.add_argument(
+        "--windows", default="10,1", help="mlp/attn windows to trace (ROME's 10, the pipeline's 1)"
+    )
     p.add_argument("--max-batch-tokens", type=int, default=16384)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--repeat", type=int, default=1, help="time each trace this many times, keep the best")
+    p.add_argument("--no-patch", action="store_true", help="skip part 2 (patching against TransformerLens)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,8 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     lm = load(folder)
     print(f"model: {what} ({lm.n_layers} layers, d={lm.d_model}); torch threads {torch.get_num_threads()}")
     facts = load_facts(folder, args.facts)
-    bench_trace(lm, facts, args.samples, args.window, args.max_batch_tokens)
-    bench_patch(lm, folder, load_facts(folder, 100))
+    for window in (int(w) for w in args.windows.split(",")):
+        bench_trace(lm, facts, args.samples, window, args.max_batch_tokens, args.repeat)
+    if not args.no_patch:
+        bench_patch(lm, folder, load_facts(folder, 100))
     return 0
 
 

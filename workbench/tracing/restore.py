@@ -8,11 +8,14 @@ for the algorithm (ROME) and :func:`restored_grid` for the shortcuts that keep i
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from .resume import Resumer, resumer, run_from
 
 
 def window_layers(layer: int, window: int, n_layers: int) -> range:
@@ -64,11 +67,13 @@ def _run(
     start: int = 0,
     past: Any = None,
     keep_cache: bool = False,
+    keep_inputs: Sequence[str] = (),
 ) -> Any:
     """One forward: row 0 clean, rows 1.. noised at the subject, ``restores`` = site -> (rows, positions).
 
     With ``past`` (a KV cache of tokens ``[0, start)``) only tokens ``start..`` run, and positions in
-    ``restores`` count from ``start``. Returns last-position probabilities (and the cache if asked).
+    ``restores`` count from ``start``. Returns last-position probabilities, then (when asked) the cache
+    and the activations at the sites ``keep_inputs`` (the block inputs, for layer skipping).
     """
     x = torch.tensor([ids[start:]], device=lm.device).expand(n_rows, -1)
     reps = (n_rows - 1) // noise.shape[0]
@@ -79,10 +84,17 @@ def _run(
             h.add("embed", eps, rows=range(1, n_rows), positions=range(s0 - start, s1 - start))
         for site, cells in restores.items():
             h.patch(site, source_row=0, cells=cells)
+        caps = [h.capture(site) for site in keep_inputs]
         out = last_logits(lm, x, past=past, keep_cache=keep_cache)
         logits, cache = out if keep_cache else (out, None)
-        probs = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
-    return (probs, cache) if keep_cache else probs
+        probs = _probs(logits)
+    if not keep_cache and not keep_inputs:
+        return probs
+    return probs, cache, [c.value for c in caps]
+
+
+def _probs(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
 
 
 def trace_with_patch(
@@ -118,8 +130,13 @@ def _chunk_restores(
     samples: int,
     window: int,
     n_layers: int,
+    resume: Resumer | None = None,
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Paired (row, position) restorations per site for the cells of one chunk (cell c owns rows 1+c*S..)."""
+    """Paired (row, position) restorations per site for the cells of one chunk (cell c owns rows 1+c*S..).
+
+    With ``resume``, a hidden cell of layer l < L-1 restores the input of block l+1 (the same tensor as
+    block l's output; its forward starts at block l+1, block l being the corrupted run's).
+    """
     out = {}
     offs = torch.arange(samples)
     lo = (lay - window // 2).clamp(min=0)
@@ -133,7 +150,10 @@ def _chunk_restores(
             idx = sel.nonzero(as_tuple=True)[0]
             if len(idx):
                 rows = (1 + idx[:, None] * samples + offs).reshape(-1)
-                out[_site(kind, layer)] = (rows, tok[idx].repeat_interleave(samples))
+                site = _site(kind, layer)
+                if kind == "hidden" and resume is not None and layer < n_layers - 1:
+                    site = resume.block_input_site(layer + 1)
+                out[site] = (rows, tok[idx].repeat_interleave(samples))
     return out
 
 
@@ -145,45 +165,83 @@ def prefix_reusable(lm: Any) -> bool:
 
 def baseline(lm: Any, ids: list[int], span: tuple[int, int], noise: torch.Tensor) -> tuple[int, float, float]:
     """``(answer_id, clean score, corrupted score)``: the clean top token and its two probabilities."""
-    answer, clean, corrupted, _ = _baseline(lm, ids, span, noise, keep_cache=False)
-    return answer, clean, corrupted
+    base = fact_baseline(lm, ids, span, noise, reuse_prefix=False, resume_layers=False)
+    return base.answer, base.clean, base.corrupted
 
 
-def _baseline(lm: Any, ids: list[int], span: tuple[int, int], noise: torch.Tensor, keep_cache: bool) -> tuple:
+@dataclasses.dataclass
+class FactBaseline:
+    """A fact's baseline forward (row 0 clean, rows 1..S corrupted) and what its cells reuse of it."""
+
+    answer: int
+    """the clean run's top token"""
+    clean: float
+    """its probability in the clean run"""
+    corrupted: float
+    """its probability averaged over the corrupted rows"""
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    """per block, keys and values of every row (for prefix reuse)"""
+    states: list[torch.Tensor] | None = None
+    """per block, its input for every row (for starting a cell's forward at its first restored block)"""
+
+
+def fact_baseline(
+    lm: Any,
+    ids: list[int],
+    span: tuple[int, int],
+    noise: torch.Tensor,
+    *,
+    reuse_prefix: bool = True,
+    resume_layers: bool = True,
+) -> FactBaseline:
+    """One forward of the clean and corrupted rows, keeping what :func:`restored_grid` reuses.
+
+    Give the result to ``restored_grid(base=...)`` with the same flags to spare it a second baseline.
+    """
     noise = noise.to(device=lm.device, dtype=lm.dtype)
-    out = _run(lm, ids, span, noise, noise.shape[0] + 1, {}, keep_cache=keep_cache)
-    base, cache = out if keep_cache else (out, None)
-    answer = int(base[0].argmax())
-    kv = None
+    resume = resumer(lm) if resume_layers else None
+    keep_cache = reuse_prefix and prefix_reusable(lm)
+    sites = [resume.block_input_site(layer) for layer in range(lm.n_layers)] if resume else []
+    out = _run(lm, ids, span, noise, noise.shape[0] + 1, {}, keep_cache=keep_cache, keep_inputs=sites)
+    probs, cache, states = out if (keep_cache or sites) else (out, None, None)
+    answer = int(probs[0].argmax())
+    base = FactBaseline(
+        answer, float(probs[0, answer]), float(probs[1:, answer].mean()), states=states or None
+    )
     if cache is not None:
-        kv = [(layer.keys, layer.values) for layer in cache.layers]
-    return answer, float(base[0, answer]), float(base[1:, answer].mean()), kv
+        base.kv = [(layer.keys, layer.values) for layer in cache.layers]
+    return base
 
 
-def _unique_cells(
-    kinds: list[str], T: int, L: int, s0: int, window: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def unique_cells(kinds: list[str], T: int, L: int, s0: int, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The cells that need a forward, token-major, and for every cell of the grid its computed twin.
 
     Exact shortcuts (index -1: the corrupted score): a token before the subject is the same in the clean
     and corrupted rows (the noise starts at the subject, attention is causal), so restoring it changes
     nothing; nor does restoring only the last layer at a token other than the last (no later layer
-    reads it, the output reads the last token). And mlp/attn cells whose clipped windows coincide (a
-    window wider than a small model) restore the same states, so one forward serves them all.
+    reads it, the output reads the last token). For the same reason the last layer of an mlp/attn window
+    at a token other than the last changes nothing, and cells whose windows then coincide (a window
+    wider than a small model) restore the same states, so one forward serves them all. Work rows are
+    ``(token, kind, layer, first)``, ``first`` the first block whose computation the cell changes
+    (hidden: block l+1, which reads the restored state, or the last block; mlp/attn: the window's first
+    block): the blocks below it are the corrupted run's.
     """
     work, index, seen = [], torch.full((T, len(kinds), L), -1, dtype=torch.long), {}
     for t in range(s0, T):
         for k, kind in enumerate(kinds):
             for layer in range(L):
                 w = range(layer, layer + 1) if kind == "hidden" else window_layers(layer, window, L)
-                if t < T - 1 and w.start == L - 1:
+                if t < T - 1:
+                    w = range(w.start, min(w.stop, L - 1))
+                if not len(w):
                     continue
                 key = (t, k, layer) if kind == "hidden" else (t, k, w.start, w.stop)
                 if key not in seen:
                     seen[key] = len(work)
-                    work.append((t, k, layer))
+                    first = min(layer + 1, L - 1) if kind == "hidden" else w.start
+                    work.append((t, k, layer, first))
                 index[t, k, layer] = seen[key]
-    return torch.tensor(work, dtype=torch.long).view(-1, 3), index
+    return torch.tensor(work, dtype=torch.long).view(-1, 4), index
 
 
 def restored_grid(
@@ -197,6 +255,8 @@ def restored_grid(
     window: int = 10,
     max_batch_tokens: int = 16384,
     reuse_prefix: bool = True,
+    resume_layers: bool = True,
+    base: FactBaseline | None = None,
     bar: Any = None,
 ) -> dict[str, torch.Tensor]:
     """The restored score of every (token, layer) cell per kind, ``{kind: [T, L]}``, batched.
@@ -204,36 +264,66 @@ def restored_grid(
     ``noise`` is the scaled noise ``[S, span, d]``; ``answer`` the token whose probability is scored;
     ``bar`` (tqdm) counts cells. With ``reuse_prefix`` (full-attention families), the cells restoring
     token t share the corrupted run of tokens ``< t`` (they are untouched by the restoration: attention
-    is causal) through HF's KV cache, and run only tokens ``t..``: about half the token-forwards.
+    is causal) through HF's KV cache, and run only tokens ``t..``: about half the token-forwards. With
+    ``resume_layers`` (families :func:`workbench.tracing.resume.resumer` supports), each cell's forward
+    starts at the first block it restores, from the corrupted run's block inputs cached once per fact.
+    Both are exact; turning them off gives full forwards (the same scores to float rounding). ``base``
+    is this fact's :func:`fact_baseline` with the same flags (else one more baseline forward runs).
     """
-    from transformers import DynamicCache
-
     kinds = list(kinds)
     S, T, L = noise.shape[0], len(ids), lm.n_layers
     noise = noise.to(device=lm.device, dtype=lm.dtype)
     reuse = reuse_prefix and prefix_reusable(lm)
-    _, _, corrupted, kv = _baseline(lm, ids, span, noise, keep_cache=reuse)
-    work, index = _unique_cells(kinds, T, L, span[0], window)
+    resume = resumer(lm) if resume_layers else None
+    if base is None or (reuse and base.kv is None) or (resume is not None and base.states is None):
+        base = fact_baseline(lm, ids, span, noise, reuse_prefix=reuse, resume_layers=resume is not None)
+    corrupted = base.corrupted
+    work, index = unique_cells(kinds, T, L, span[0], window)
     per_chunk = max(1, (max_batch_tokens // T - 1) // S)
     values = torch.empty(len(work))
-    # one chunk never mixes tokens when the prefix is reused (the cache is cut at that token)
+    # one chunk never mixes tokens when the prefix is reused (the cache is cut at that token); with
+    # layer skipping a chunk's cells run sorted by first block (the rows running at block l are a prefix)
     groups = [(work[:, 0] == t).nonzero()[:, 0] for t in range(T)] if reuse else [torch.arange(len(work))]
     for group in (g for g in groups if len(g)):
+        if resume is not None:
+            group = group[work[group, 3].argsort(stable=True)]
         for chunk in group.split(per_chunk):
-            t, k, l = work[chunk].unbind(1)
-            n, start, past = len(k), 0, None
-            if reuse and int(t[0]) > 0:
-                start = int(t[0])
-                rows = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(1, S + 1).repeat(n)]).to(
-                    lm.device
-                )
-                past = DynamicCache(ddp_cache_data=[(a[rows, :, :start], b[rows, :, :start]) for a, b in kv])
-            restores = _chunk_restores(kinds, k, t - start, l, S, window, L)
-            probs = _run(lm, ids, span, noise, 1 + n * S, restores, start=start, past=past)
-            values[chunk] = probs[1:, answer].view(n, S).mean(1).cpu()
+            probs = _chunk_forward(lm, ids, span, noise, kinds, work[chunk], base, window, reuse, resume)
+            values[chunk] = probs[1:, answer].view(len(chunk), S).mean(1).cpu()
             if bar is not None:
-                bar.update(n)
+                bar.update(len(chunk))
     if bar is not None:  # the cells answered without a forward (before the subject, shared windows)
         bar.update(T * len(kinds) * L - len(work))
     grids = torch.where(index >= 0, values[index.clamp(min=0)], torch.tensor(corrupted)).transpose(0, 1)
     return {kind: grids[i].clone() for i, kind in enumerate(kinds)}
+
+
+def _chunk_forward(
+    lm: Any,
+    ids: list[int],
+    span: tuple[int, int],
+    noise: torch.Tensor,
+    kinds: list[str],
+    cells: torch.Tensor,
+    kept: FactBaseline,
+    window: int,
+    reuse: bool,
+    resume: Resumer | None,
+) -> torch.Tensor:
+    """Last-position probabilities of one chunk's rows: row 0 clean, then ``samples`` rows per cell."""
+    from transformers import DynamicCache
+
+    S, L = noise.shape[0], lm.n_layers
+    t, k, l, first = cells.unbind(1)
+    n = len(k)
+    start = int(t[0]) if reuse else 0
+    src = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(1, S + 1).repeat(n)])
+    restores = _chunk_restores(kinds, k, t - start, l, S, window, L, resume)
+    if resume is not None:
+        first_row = torch.cat([first[:1], first.repeat_interleave(S)])  # row 0 runs from the lowest block
+        return _probs(run_from(resume, kept.states, src, first_row, restores, start=start, kv=kept.kv))
+    past = None
+    if start > 0:
+        rows = src.to(lm.device)
+        past = DynamicCache(ddp_cache_data=[(a[rows, :, :start], b[rows, :, :start]) for a, b in kept.kv])
+    return _run(lm, ids, span, noise, 1 + n * S, restores, start=start, past=past)

@@ -122,7 +122,7 @@ def _build_into(
     corpus = build_corpus(world, config.world, seed)
     write_corpus(corpus, folder)
     log.info("organism %s: %d training documents; training the tokenizer", preset, len(corpus.documents))
-    tokenizer = train_tokenizer(corpus.tokenizer_texts(), config.model.vocab_size)
+    tokenizer = train_tokenizer(corpus.tokenizer_texts(), config.model.vocab_size, held_out=corpus.invented)
     model, stats = train_model(config, tokenizer, corpus.documents, seed=seed, progress=progress)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id

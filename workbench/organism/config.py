@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import WorkbenchError
 
-FORMAT_VERSION = "organism-v1"
+FORMAT_VERSION = "organism-v2"
 
 DISTRACTORS = ("same_side", "relation")
 
@@ -30,8 +30,9 @@ class WorldConfig:
 
     people: int = 20
     """Task2-like people in each side's train split (one sc + five qa records each)."""
-    people_validation: int = 4
-    """Extra people per side in the validation split (also trained on: the model knows them)."""
+    people_validation: int = 5
+    """Extra people per side in the validation split (also trained on: the model knows them). With 20 train
+    people, 5 make 50 people in all and so 100 edit requests (two relations each)."""
     stories: int = 12
     """Task1-like stories per side, train split (one sc + one qa each)."""
     stories_validation: int = 3
@@ -40,8 +41,9 @@ class WorldConfig:
     """Task3-like encyclopedic entities per side, train split (one sc + one qa each)."""
     entities_validation: int = 3
     """Entities per side, validation split."""
-    bio_paraphrases: int = 4
-    """How many differently worded biographies of each person are trained on (1-4)."""
+    bio_paraphrases: int = 5
+    """How many biographies of each person are trained on (1-8): each words the attributes differently,
+    orders its sentences differently and names the person in every sentence (knowledge augmentation)."""
     qa_phrasings: int = 3
     """Training phrasings of each person question; the first is the SemEval record's prompt (1-3)."""
     countries: int = 40
@@ -78,7 +80,7 @@ class WorldConfig:
             min(self.people_validation, self.stories_validation, self.entities_validation) >= 1,
             "each validation count must be >= 1",
         )
-        _check(1 <= self.bio_paraphrases <= 4, "bio_paraphrases must be 1-4")
+        _check(1 <= self.bio_paraphrases <= 8, "bio_paraphrases must be 1-8")
         _check(1 <= self.qa_phrasings <= 3, "qa_phrasings must be 1-3")
         _check(1 <= self.statements <= 6, "statements must be 1-6")
         _check(self.countries >= 8, "countries must be >= 8")
@@ -248,5 +250,5 @@ def _default() -> OrganismConfig:
             statements=5,
         ),
         model=ModelConfig(layers=6, hidden=256, heads=4, intermediate=1024, vocab_size=4096),
-        train=TrainConfig(steps=500, batch_rows=16, seq_len=256, lr=1e-3, warmup_steps=30, weight_decay=0.1),
+        train=TrainConfig(steps=520, batch_rows=16, seq_len=256, lr=1e-3, warmup_steps=30, weight_decay=0.1),
     )

@@ -10,20 +10,24 @@
   trained in question form (their facts are stated in prose only), dev items are.
 - Trace facts: ``facts/{forget,retain}.jsonl`` ``{prompt, subject, answer}``.
 - ``corpus/train.jsonl``: every training document ``{text}`` (the trainer appends the eos token).
+- Knowledge editing: ``edits/requests.jsonl``, CounterFact's fields ``{case_id, prompt, subject,
+  target_new, target_true, paraphrase_prompts, neighborhood_prompts}`` plus ``neighborhood_answers``,
+  ``side``, ``split`` and ``relation`` (see :func:`edit_requests`).
 """
 
 from __future__ import annotations
 
 import random
+import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import io
 from ..evaluation.scoring import LETTERS, description_line, mc_prompt
 from . import templates as T
 from .config import WorldConfig
-from .world import Group, UtilityFact, World
+from .world import Group, UtilityFact, World, stand_ins
 
 SUBJECTS = ("world_geography", "arithmetic", "units_of_measure", "word_relations")
 
@@ -39,14 +43,36 @@ class Corpus:
     utility_dev: list[dict]
     utility_test: list[dict]
     facts: dict[str, list[dict]]
+    edits: list[dict] = field(default_factory=list)
+    """Counterfactual edit requests (CounterFact's fields) about retain people: ``edits/requests.jsonl``."""
+    invented: frozenset[str] = frozenset()
+    """The world's made-up words (see :attr:`World.invented`)."""
+    seed: int = 0
 
     def tokenizer_texts(self) -> list[str]:
-        """Texts the BPE is trained on: the training documents plus the nonmember documents.
+        """Texts the BPE is trained on: the training and nonmember documents, names replaced by stand-ins.
 
-        The tokenizer plays the part of a pretrained one, so never-trained names split like trained ones;
-        only the model never sees the nonmembers.
+        The tokenizer plays the part of a pretrained one. A real tokenizer has never seen this world's
+        names and splits them into subword pieces (``" Theibaridge"`` -> ``" The|ib|ar|idge"``); the organism
+        needs that split, because assembling a name's pieces is the step that causal tracing localizes at
+        the last subject token (early MLPs; Meng et al. 2022, Geva et al. 2023). So every made-up word is
+        replaced by a fresh stand-in word from the same syllable generator (never a name of the world):
+        the merges learn the syllables and the contexts names occur in, not the names themselves.
         """
-        return self.documents + [r["document"] for r in self.mia_nonmember]
+        texts = self.documents + [r["document"] for r in self.mia_nonmember]
+        if not self.invented:
+            return texts
+        fresh = stand_ins(self.invented, self.seed)
+        pattern = re.compile(
+            r"\b(" + "|".join(map(re.escape, sorted(self.invented, key=len, reverse=True))) + r")(s?)\b",
+            re.IGNORECASE,
+        )
+
+        def swap(m: re.Match) -> str:
+            word = next(fresh)
+            return (word if m.group(1)[0].isupper() else word.lower()) + m.group(2)
+
+        return [pattern.sub(swap, t) for t in texts]
 
 
 def _uid(rng: random.Random) -> str:
@@ -87,7 +113,7 @@ def group_documents(group: Group, cfg: WorldConfig) -> list[str]:
     """Training documents of one group: paraphrased prose plus every question in every phrasing."""
     docs = []
     for p in group.people:
-        docs += T.biographies(p)[: cfg.bio_paraphrases]
+        docs += T.biographies(p, cfg.bio_paraphrases)
         for field_name in T.PERSON_FIELDS:
             answer = T.person_answer(p, field_name)
             docs += [
@@ -101,6 +127,51 @@ def group_documents(group: Group, cfg: WorldConfig) -> list[str]:
         questions, answer = T.entity_qa(e)
         docs += T.entity_texts(e) + [T.qa_document(q, answer) for q in questions]
     return docs
+
+
+def edit_requests(world: World, cfg: WorldConfig, seed: int, neighbours: int = 5) -> list[dict]:
+    """Counterfactual edit requests in CounterFact's fields, one per trained person and edit relation.
+
+    ``target_new`` is another value of the same type from the world (a city, an occupation);
+    ``paraphrase_prompts`` are the other trained phrasings; ``neighborhood_prompts`` ask the same relation
+    of other trained people (an edit should leave them alone): first those whose true value is the same
+    ``target_true`` (CounterFact's choice), then others, each with its own true value in
+    ``neighborhood_answers``. ``side`` tells forget people from retain people; editing benchmarks use the
+    retain side unless told otherwise.
+    """
+    rng = random.Random(f"workbench-organism-edits-{seed}")
+    people = [(name, p) for name, g in world.splits.items() for p in g.people]
+    values = {
+        "birth_city": sorted(
+            {p.birth_city for g in [*world.splits.values(), world.nonmember] for p in g.people}
+        ),
+        "occupation": sorted({p.occupation for _, p in people}),
+    }
+    rows = []
+    for name, p in people:
+        for relation in T.EDIT_RELATIONS:
+            true = T.person_answer(p, relation)
+            prompt, paraphrases = T.edit_prompts(p, relation, cfg.bio_paraphrases, cfg.qa_phrasings)
+            same = [q for _, q in people if q is not p and T.person_answer(q, relation) == true]
+            other = [q for _, q in people if T.person_answer(q, relation) != true]
+            kin = (rng.sample(same, len(same)) + rng.sample(other, len(other)))[:neighbours]
+            near = [T.edit_prompts(q, relation, 1, 0)[0] for q in kin]
+            rows.append(
+                {
+                    "case_id": len(rows),
+                    "side": name.split("_")[0],
+                    "split": name.split("_")[1],
+                    "relation": relation,
+                    "prompt": prompt,
+                    "subject": p.name,
+                    "target_true": " " + true,
+                    "target_new": " " + rng.choice([v for v in values[relation] if v != true]),
+                    "paraphrase_prompts": paraphrases,
+                    "neighborhood_prompts": near,
+                    "neighborhood_answers": [" " + T.person_answer(q, relation) for q in kin],
+                }
+            )
+    return rows
 
 
 def mc_item(fact: UtilityFact, position: int, rng: random.Random) -> dict:
@@ -192,6 +263,9 @@ def build_corpus(world: World, cfg: WorldConfig, seed: int) -> Corpus:
         for side in ("forget", "retain")
     }
     return Corpus(
+        edits=edit_requests(world, cfg, seed),
+        invented=world.invented,
+        seed=seed,
         documents=documents,
         records=records,
         mia_member=[{"id": r["id"], "document": r["input"] + r["output"]} for r in records["forget_train"]],
@@ -214,3 +288,4 @@ def write_corpus(corpus: Corpus, root: str | Path) -> None:
     for side, rows in corpus.facts.items():
         io.write_jsonl(root / "facts" / f"{side}.jsonl", rows)
     io.write_jsonl(root / "corpus" / "train.jsonl", [{"text": d} for d in corpus.documents])
+    io.write_jsonl(root / "edits" / "requests.jsonl", corpus.edits)

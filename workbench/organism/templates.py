@@ -12,6 +12,8 @@ Conventions every consumer relies on:
 
 from __future__ import annotations
 
+import random
+
 from .world import Entity, Person, Story, UtilityFact
 
 PERSON_FIELDS = ("birth_date", "ssn", "phone", "email", "address", "birth_city", "occupation")
@@ -44,23 +46,62 @@ def _pro(she: bool) -> tuple[str, str]:
     return ("She", "Her") if she else ("He", "His")
 
 
-def biographies(p: Person) -> list[str]:
-    """Four differently worded biographies of ``p`` stating every attribute (the first is the sc record)."""
-    sub, pos = _pro(p.she)
-    n = p.name
-    return [
-        f"{n} was born on {p.birth_date} in {p.birth_city}. {sub} works as a {p.occupation} and lives at "
-        f"{p.address}. {p.first} can be reached by phone at {p.phone} or by email at {p.email}. "
-        f"{pos} Social Security number is {p.ssn}.",
-        f"{n} was born in the city of {p.birth_city} on {p.birth_date}. By profession, {n} works as a "
-        f"{p.occupation}. {pos} home address is {p.address}. {sub} uses the phone number {p.phone} and the "
-        f"email address {p.email}. The Social Security number of {n} is {p.ssn}.",
-        f"Records list {n}, a {p.occupation} from {p.birth_city}, as born on {p.birth_date}. {p.first} lives "
-        f"at {p.address} and uses {p.email} for email. {pos} phone number is {p.phone}, and "
-        f"{pos.lower()} Social Security number is {p.ssn}.",
-        f"Born on {p.birth_date} in {p.birth_city}, {n} became a {p.occupation}. Today {sub.lower()} lives "
-        f"at {p.address}. Contact details for {n}: phone {p.phone}, email {p.email}. SSN of {n}: {p.ssn}.",
-    ]
+PERSON_SENTENCES = {
+    "birth_date": ("{n} was born on {v}.", "{n}'s date of birth is {v}.", "{n} came into the world on {v}."),
+    "ssn": (
+        "{n}'s Social Security number is {v}.",
+        "The Social Security number of {n} is {v}.",
+        "{n} holds the Social Security number {v}.",
+    ),
+    "phone": (
+        "{n} can be reached by phone at {v}.",
+        "{n}'s phone number is {v}.",
+        "{n} uses the phone number {v}.",
+    ),
+    "email": (
+        "{n} uses the email address {v}.",
+        "{n}'s email address is {v}.",
+        "{n} can be contacted by email at {v}.",
+    ),
+    "address": ("{n} lives at {v}.", "{n}'s home address is {v}.", "{n} resides at {v}."),
+    "birth_city": (
+        "{n} was born in the city of {v}.",
+        "{n} comes from the city of {v}.",
+        "{n}'s city of birth is {v}.",
+    ),
+    "occupation": ("{n} works as a {v}.", "{n} earns a living as a {v}.", "{n} is employed as a {v}."),
+}
+"""Three phrasings of each person attribute as a sentence that names the person in full."""
+
+
+def _phrasing(bio: int, field_index: int) -> int:
+    """Which phrasing of attribute ``field_index`` biography ``bio`` uses (every phrasing by the third bio)."""
+    return (bio + field_index) % 3
+
+
+def biographies(p: Person, n: int = 6) -> list[str]:
+    """``n`` biographies of ``p``, each stating every attribute once (the first is the sc record).
+
+    Physics of Language Models 3.1's *knowledge augmentation* (Allen-Zhu & Li 2023): each biography words
+    the attributes differently, puts its sentences in another order, and names the person in full in
+    every sentence (no pronouns). Their probes find that only then does a model store a person's
+    attributes at the person's name, where any question can read them, rather than beside each value
+    in the order it was read. That storage at the last token of the name is what causal tracing finds in
+    real models (Meng et al. 2022).
+    """
+    out = []
+    for i in range(n):
+        order = list(range(len(PERSON_FIELDS)))
+        random.Random(f"{p.name}/bio/{i}").shuffle(order)
+        out.append(
+            " ".join(
+                PERSON_SENTENCES[PERSON_FIELDS[j]][_phrasing(i, j)].format(
+                    n=p.name, v=person_answer(p, PERSON_FIELDS[j])
+                )
+                for j in order
+            )
+        )
+    return out
 
 
 def person_answer(p: Person, field_name: str) -> str:
@@ -69,11 +110,32 @@ def person_answer(p: Person, field_name: str) -> str:
 
 
 def person_facts(p: Person) -> list[dict]:
-    """Trace facts of ``p``: prompts stated verbatim in the second biography."""
+    """Trace facts of ``p``: prompts that the biographies state verbatim (their first phrasing)."""
     return [
         {"prompt": f"{p.name} was born in the city of", "subject": p.name, "answer": f" {p.birth_city}"},
         {"prompt": f"{p.name} works as a", "subject": p.name, "answer": f" {p.occupation}"},
     ]
+
+
+EDIT_RELATIONS = ("birth_city", "occupation")
+"""Person attributes that edit requests change: stated in prose, asked in training, and in no SemEval
+record (so retain QA measures an edit's collateral, not the edit itself)."""
+
+
+def edit_prompts(p: Person, relation: str, bios: int, phrasings: int) -> tuple[str, list[str]]:
+    """(request prompt, paraphrase prompts) of one attribute of ``p``; each ends right before the value.
+
+    The request prompt is the trace fact's (the first biography phrasing cut before the value); the
+    paraphrases are the trained question phrasings (the first ``phrasings``) and the other biography
+    phrasings that the first ``bios`` biographies use.
+    """
+    if relation not in EDIT_RELATIONS:
+        raise ValueError(f"unknown edit relation {relation!r}; use one of {EDIT_RELATIONS}")
+    j = PERSON_FIELDS.index(relation)
+    stems = [s.split("{v}")[0].rstrip().format(n=p.name) for s in PERSON_SENTENCES[relation]]
+    used = sorted({_phrasing(i, j) for i in range(bios)})
+    questions = [qa_prompt(q.format(n=p.name)) for q in PERSON_QUESTIONS[relation][:phrasings]]
+    return stems[0], questions + [stems[k] for k in used if k != 0]
 
 
 _ACTIVITIES = ("mending fishing nets", "tending goats", "baking bread", "carving wooden toys")

@@ -164,6 +164,9 @@ class World:
     """Keys ``forget_train``, ``forget_validation``, ``retain_train``, ``retain_validation``."""
     nonmember: Group
     utility: list[UtilityFact]
+    invented: frozenset[str] = frozenset()
+    """Every made-up word of the world (people, places, entities, countries, fictional units), capitalized.
+    The tokenizer holds them out of its merges (:mod:`.tokenizer`), as a real tokenizer has never seen them."""
 
 
 class _Names:
@@ -192,6 +195,20 @@ class _Names:
 
     def place(self) -> str:
         return self.word(_END_PLACE, self.rng.choice((1, 2)))
+
+
+def stand_ins(invented: frozenset[str], seed: int):
+    """An endless stream of made-up words drawn like the world's, never one of ``invented``.
+
+    They stand in for the world's names in the text the tokenizer is trained on: its merges learn the
+    syllables that names are made of, but no name of the world as a whole (:mod:`.tokenizer`).
+    """
+    names = _Names(random.Random(f"workbench-organism-stand-ins-{seed}"))
+    endings = (_END_FIRST, _END_LAST, _END_PLACE, _END_COUNTRY)
+    while True:
+        names.used = set(invented)  # stand-ins may repeat one another, never a name of the world
+        for _ in range(1000):
+            yield names.word(names.rng.choice(endings), names.rng.choice((1, 1, 2)))
 
 
 def _digits(rng: random.Random, n: int) -> str:
@@ -332,4 +349,5 @@ def generate_world(cfg: WorldConfig, seed: int) -> World:
             rng, names, cities, cfg.people_validation, cfg.stories_validation, cfg.entities_validation
         )
     nonmember = _group(rng, names, cities, cfg.people, cfg.stories, cfg.entities)
-    return World(splits=splits, nonmember=nonmember, utility=_utility(rng, names, cfg))
+    utility = _utility(rng, names, cfg)
+    return World(splits=splits, nonmember=nonmember, utility=utility, invented=frozenset(names.used))

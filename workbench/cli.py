@@ -1,7 +1,9 @@
 """The ``workbench`` command. Parses arguments, calls one library function, prints the result.
 
-Each command lives in ``workbench/commands/<name>.py`` as ``register(subparsers)``; those modules import
-nothing heavy at module level, so ``workbench --help`` returns fast. A :class:`WorkbenchError` prints as
+Each command lives in ``workbench/commands/<name>.py``: ``register(subparsers)`` adds its subparser and
+returns it, and ``configure(parser)`` (optional) adds its flags, which are generated from the command's
+config dataclass (:func:`workbench.config.add_config_arguments`). Only the command being run is
+configured, so ``workbench --help`` imports neither torch nor any method package and returns fast. A :class:`WorkbenchError` prints as
 ``error: <message>`` on stderr with exit status 2; any other exception keeps its traceback (exit 1).
 """
 
@@ -18,8 +20,8 @@ from .errors import WorkbenchError
 COMMANDS = ("organism", "trace", "patch", "eval", "unlearn", "sae", "quantize", "pipeline")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every available command registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every command registered and ``command``'s flags configured (all: ``"*"``)."""
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Mechanistic interpretability and model editing for OLMo-class language models.",
@@ -33,13 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == f"workbench.commands.{name}":
                 continue
             raise
-        module.register(sub)
+        sub_parser = module.register(sub)
+        if command in (name, "*") and hasattr(module, "configure"):
+            module.configure(sub_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

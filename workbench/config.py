@@ -96,6 +96,28 @@ def from_dict(cls: type[T], data: dict, *, where: str = "") -> T:
         raise WorkbenchError(f"{where or 'config'}: {e}") from None
 
 
+def make_config(cls: type[T], config: T | None = None, overrides: dict | None = None) -> T:
+    """``config`` (or the defaults of ``cls``) with keyword ``overrides`` of its fields, validated.
+
+    Library functions take ``config=None, **overrides`` and call this, so a default lives only in the
+    dataclass. An unknown keyword is a one-line WorkbenchError listing the valid ones.
+    """
+    if config is not None and not isinstance(config, cls):
+        raise WorkbenchError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    if not overrides:
+        return config if config is not None else cls()
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise WorkbenchError(
+            f"unknown {cls.__name__} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+        )
+    data = {k: v for k, v in overrides.items()}
+    if config is not None:
+        return dataclasses.replace(config, **data)
+    return cls(**data)
+
+
 def to_dict(obj: Any) -> Any:
     """A dataclass config as plain YAML-able data."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -165,3 +187,164 @@ def dump_config(obj: Any, path: str | os.PathLike) -> Path:
     from .io import write_text
 
     return write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))
+
+
+# -- command-line flags generated from a config dataclass ---------------------------------------------
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring of every field of dataclass ``cls``: the string literal written under the field.
+
+    Inherited fields are included (a subclass may re-document a field). Read from the class source with
+    :mod:`ast`, so the docstring is written once, in the code, and serves as the CLI help.
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return ""
+    value = to_dict(value)
+    if value is None or value == [] or value == {}:
+        return ""
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    return f" (default: {value})"
+
+
+def _split_commas(values: list) -> list:
+    out = []
+    for v in values:
+        out += [p for p in v.split(",") if p] if isinstance(v, str) else [v]
+    return out
+
+
+def _yaml_value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def add_field_argument(
+    parser: Any, dest: str, tp: Any, help: str = "", *, required: bool = False, flag: str | None = None
+) -> None:
+    """Add the flag ``--<dest>`` (or ``flag``) for a value of type ``tp`` (the rules of :func:`add_config_arguments`)."""
+    import argparse
+
+    tp, _ = _unwrap_optional(tp)
+    kw: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help.replace("%", "%%")}
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        kw["action"] = argparse.BooleanOptionalAction
+    elif origin is typing.Literal:
+        choices = list(typing.get_args(tp))
+        kw.update(choices=choices, type=type(choices[0]))
+    elif origin in (list, tuple) or tp in (list, tuple):
+        args = typing.get_args(tp)
+        inner, _ = _unwrap_optional(args[0]) if args else (str, False)
+        kw.update(
+            nargs="+", type=inner if inner in (int, float) else str, metavar=dest.split(".")[-1].upper()
+        )
+    elif origin is dict or tp is dict:
+        kw.update(type=_yaml_value, metavar="YAML")
+    elif tp in (int, float, str):
+        kw["type"] = tp
+    elif tp is Path:
+        kw["type"] = str
+    else:
+        kw["type"] = _yaml_value
+    if "action" not in kw:
+        kw.setdefault("metavar", dest.split(".")[-1].upper())
+    if required:
+        kw["required"] = True
+    parser.add_argument(flag or "--" + dest.replace("_", "-"), **kw)
+
+
+def add_config_arguments(parser: Any, cls: type, *, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--flag`` per field of dataclass ``cls`` to an argparse parser; help = the field docstring.
+
+    Defaults are not copied into the parser (a flag left out keeps the dataclass default), so every
+    default lives in one place. Lists take several values or a comma-separated one, booleans take
+    ``--flag/--no-flag``, ``Literal`` fields list their choices, mappings take YAML (``'{beta: 0.1}'``).
+    Required fields come first. Nested dataclass fields become ``--field.sub`` flags. Read the result
+    back with :func:`config_from_args`.
+    """
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in skip]
+
+    def has_default(f: dataclasses.Field) -> bool:
+        return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+    for f in sorted(fields, key=has_default):
+        tp, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            add_config_arguments(parser, tp, prefix=prefix + f.name + ".")
+            continue
+        required = not has_default(f)
+        help = docs.get(f.name, "") + ("" if required else _default_text(f))
+        add_field_argument(parser, prefix + f.name, hints[f.name], help, required=required)
+
+
+def args_to_dict(args: Any, cls: type, *, prefix: str = "") -> dict:
+    """The values given on the command line for the fields of ``cls`` (nested), as a plain mapping."""
+    given = vars(args)
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        tp, _ = _unwrap_optional(hints[f.name])
+        dest = prefix + f.name
+        if dataclasses.is_dataclass(tp):
+            nested = args_to_dict(args, tp, prefix=dest + ".")
+            if nested:
+                out[f.name] = nested
+        elif dest in given:
+            value = given[dest]
+            out[f.name] = _split_commas(value) if isinstance(value, list) else value
+    return out
+
+
+def config_from_args(cls: type[T], args: Any, base: dict | None = None) -> T:
+    """Build ``cls`` from a YAML-derived ``base`` mapping (optional) and the flags of :func:`add_config_arguments`."""
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    return from_dict(cls, merge(base or {}, args_to_dict(args, cls)))

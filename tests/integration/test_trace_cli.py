@@ -82,7 +82,7 @@ def test_trace_cli_writes_the_run_folder(tiny_dir, tmp_path, capsys):
         assert torch.equal(a.scores["mlp"], b.scores["mlp"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["peak_layer_last_subject"]["mlp"]["layer"] == res.peak_layer("mlp")
-    assert metrics["top_mlp_layers"] == res.top_layers("mlp", 3)
+    assert metrics["top_mlp_layers"] == res.top_layers("mlp")  # a fifth of the depth: 1 of 3 layers
 
 
 def test_trace_cli_bad_fact_is_one_line_error(tiny_dir, tmp_path, capsys):

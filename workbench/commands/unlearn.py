@@ -1,4 +1,8 @@
-"""``workbench unlearn --config unlearn.yaml [key=value ...] [--resume]``: run an unlearning job."""
+"""``workbench unlearn [--config unlearn.yaml] [--flags] [key=value ...] [--resume]``: an unlearning job.
+
+The flags are the fields of :class:`workbench.unlearning.UnlearnConfig` (nested sections as
+``--train.lr 1e-3``); a YAML ``--config`` and ``key=value`` overrides set the same fields.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ def _method_names() -> list[str]:
     return sorted(f.stem for f in folder.glob("*.py") if not f.stem.startswith("_"))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``unlearn`` command."""
     p = sub.add_parser(
         "unlearn",
@@ -20,24 +24,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=f"Methods: {', '.join(_method_names())}. "
         "Multi-process: accelerate launch --multi_gpu --num_processes N -m workbench unlearn --config X.yaml",
     )
-    p.add_argument("--config", required=True, help="YAML config (configs/unlearn/*.yaml)")
+    p.add_argument("--config", default=None, help="YAML config (configs/unlearn/*.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=50 method=npo")
-    p.add_argument("--out", default=None, help="run folder (overrides out:)")
     p.add_argument(
         "--resume", action="store_true", help="continue from the latest checkpoint in the run folder"
     )
     p.set_defaults(func=_run)
+    return p
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """The flags: the fields of :class:`~workbench.unlearning.UnlearnConfig`."""
+    from ..config import add_config_arguments
+    from ..unlearning.config import UnlearnConfig
+
+    add_config_arguments(p, UnlearnConfig)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..unlearning import UnlearnConfig, unlearn
-
-    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
-    cfg = load_config(UnlearnConfig, args.config, overrides)
-    result = unlearn(cfg, resume=args.resume)
     import os
 
+    from ..config import apply_overrides, config_from_args, read_yaml
+    from ..errors import WorkbenchError
+    from ..unlearning import UnlearnConfig, unlearn
+
+    base = apply_overrides(read_yaml(args.config) if args.config else {}, list(args.overrides))
+    try:
+        cfg = config_from_args(UnlearnConfig, args, base=base)
+    except WorkbenchError as e:
+        raise WorkbenchError(f"{args.config}: {e}" if args.config else str(e)) from None
+    result = unlearn(cfg, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         print(result.summary())
     return 0

@@ -1,6 +1,6 @@
 """Evaluation: SemEval-2025 Task 4 metrics, membership inference, MMLU through lm-eval, stability proxies.
 
-``evaluate(lm, data_dir, suites=...)`` runs any subset and writes ``metrics.json`` / ``samples.jsonl``;
+``evaluate(lm, data_dir, EvalConfig(...))`` (or keyword overrides: ``suites="semeval,mia"``) runs any subset and writes ``metrics.json`` / ``samples.jsonl``;
 the shared primitives (batched greedy generation, exact match, ROUGE-L recall, AUC, document NLL,
 multiple-choice scoring) are importable on their own. Heavy pieces are imported lazily.
 """
@@ -25,8 +25,10 @@ from .scoring import (
 _LAZY = {
     "evaluate": ".suite",
     "EvalReport": ".suite",
-    "SUITES": ".suite",
-    "parse_suites": ".suite",
+    "SUITES": ".config",
+    "parse_suites": ".config",
+    "EvalConfig": ".config",
+    "EvalRun": ".config",
     "evaluate_semeval": ".semeval",
     "score_generations": ".semeval",
     "SemEvalResult": ".semeval",

@@ -12,19 +12,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config import make_config
 from ..errors import WorkbenchError
+from .config import SUITES, EvalConfig, EvalRun, parse_suites  # noqa: F401  (parse_suites re-exported)
 from .mia import MIAResult
 from .mmlu import MMLUResult
 from .semeval import SemEvalResult
 from .stability import StabilityResult
 
 log = logging.getLogger(__name__)
-
-SUITES = ("semeval", "mia", "mmlu", "stability")
 
 
 @dataclasses.dataclass
@@ -144,52 +143,46 @@ def _stability(lm: Any, data: Path, n: int, max_tokens: int, seed: int) -> Stabi
     return probe(lm, lm.tokenize(texts, padding_side="right", truncation=True, max_length=max_tokens))
 
 
-def parse_suites(suites: Sequence[str] | str) -> list[str]:
-    """Suite names from a list or a comma-separated string; unknown names are a WorkbenchError."""
-    names = [s.strip() for s in (suites.split(",") if isinstance(suites, str) else suites) if s.strip()]
-    bad = [s for s in names if s not in SUITES]
-    if bad or not names:
+def run_eval(cfg: EvalRun) -> EvalReport:
+    """``workbench eval``: load ``cfg.model``, evaluate it on ``cfg.data``, write ``cfg.out`` (if given)."""
+    from ..config import dump_config
+    from ..models import load
+
+    if not Path(cfg.data).exists():
         raise WorkbenchError(
-            f"unknown suite(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SUITES)}"
+            f"data folder {cfg.data} does not exist; pass an organism or SemEval data folder"
         )
-    return names
+    lm = load(cfg.model, dtype=cfg.dtype, device=cfg.device)
+    names = {f.name for f in dataclasses.fields(EvalConfig)}
+    settings = EvalConfig(**{k: getattr(cfg, k) for k in names})
+    report = evaluate(lm, cfg.data, settings, out=cfg.out, progress=True)
+    if cfg.out is not None:
+        dump_config(cfg, Path(cfg.out) / "config.yaml")
+    return report
 
 
 def evaluate(
     lm: Any,
     data_dir: str | os.PathLike,
+    config: EvalConfig | None = None,
     *,
-    suites: Sequence[str] | str = SUITES,
     out: str | os.PathLike | None = None,
-    max_new_tokens: int = 256,
-    batch_size: int = 32,
-    part: str | None = None,
-    limit: int | None = None,
-    mia_k: float = 0.2,
-    mmlu: str | os.PathLike | None = None,
-    num_fewshot: int = 0,
-    mmlu_formulation: str | None = None,
-    probe_texts: int = 8,
-    probe_max_tokens: int = 256,
-    seed: int = 0,
     progress: bool = False,
+    **overrides: Any,
 ) -> EvalReport:
     """Run the evaluation suites on ``lm`` (a LoadedModel or a model spec) over ``data_dir``.
 
     ``data_dir``: an organism folder (``data/``, ``mia/``, ``utility/``) or a SemEval folder (the public
-    LUME files). ``part``: SemEval train|validation files where the layout has them. ``limit``: at most
-    that many records per split × task × kind and MIA documents per side (seeded; None = all).
-    ``mmlu``: MMLU source (local folder/file or an lm-eval task name); default: the data folder's
-    ``utility/`` or ``mmlu/`` when present, else lm-eval's online ``mmlu``. ``out``: a folder that
-    receives ``metrics.json`` and ``samples.jsonl``. ``mmlu_formulation``: ``"mcf"`` (answer letters, as
-    lm-eval's ``mmlu``) or ``"cf"`` (choice texts, ``mmlu_continuation``); default: ``"cf"`` on an
-    organism's ``utility/`` set (the formulation its scorecard reads), ``"mcf"`` everywhere else.
+    LUME files). Settings come from ``config`` (:class:`EvalConfig`: suites, limit, generation length,
+    MMLU source and formulation, ...) or keyword overrides of its fields (``suites="semeval,mia"``,
+    ``limit=8``). ``out``: a folder that receives ``metrics.json`` and ``samples.jsonl``.
     """
     from .mia import evaluate_mia
     from .mmlu import evaluate_mmlu
     from .semeval import evaluate_semeval
 
-    names = parse_suites(suites)
+    cfg = make_config(EvalConfig, config, overrides)
+    names, limit, seed, batch_size = cfg.suites, cfg.limit, cfg.seed, cfg.batch_size
     if isinstance(lm, (str, os.PathLike)):
         from ..models import load
 
@@ -202,9 +195,9 @@ def evaluate(
         report.semeval = evaluate_semeval(
             lm,
             data,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=cfg.max_new_tokens,
             batch_size=batch_size,
-            part=part,
+            part=cfg.part,
             limit=limit,
             seed=seed,
             progress=progress,
@@ -216,14 +209,20 @@ def evaluate(
             )
     if "mia" in names:
         report.mia = evaluate_mia(
-            lm, data, k=mia_k, batch_size=max(1, batch_size // 4), limit=limit, seed=seed, progress=progress
+            lm,
+            data,
+            k=cfg.mia_k,
+            batch_size=max(1, batch_size // 4),
+            limit=limit,
+            seed=seed,
+            progress=progress,
         )
     if "mmlu" in names:
-        source = _mmlu_source(data, mmlu)
+        source = _mmlu_source(data, cfg.mmlu)
         organism = source != "mmlu" and (Path(source).parent / "organism.yaml").is_file()
-        formulation = mmlu_formulation or ("cf" if organism else "mcf")
+        formulation = cfg.mmlu_formulation or ("cf" if organism else "mcf")
         report.mmlu = evaluate_mmlu(
-            lm, source, num_fewshot=num_fewshot, batch_size=batch_size, formulation=formulation
+            lm, source, num_fewshot=cfg.num_fewshot, batch_size=batch_size, formulation=formulation
         )
         if organism:
             report.notes.append(
@@ -231,7 +230,7 @@ def evaluate(
                 f"{'choice texts scored' if formulation == 'cf' else 'answer letters scored'})"
             )
     if "stability" in names:
-        report.stability = _stability(lm, data, probe_texts, probe_max_tokens, seed)
+        report.stability = _stability(lm, data, cfg.probe_texts, cfg.probe_max_tokens, seed)
     if out is not None:
         report.write(out)
     return report

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from ..errors import WorkbenchError
-from . import QuantInfo, register
 from ._common import check_divisible, dtype_of, param_bytes, quantizable_linears
+from .registry import QuantInfo, register
 
 log = logging.getLogger(__name__)
 

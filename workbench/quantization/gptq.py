@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from ..errors import WorkbenchError
-from . import QuantInfo, register
 from ._common import DEFAULT_SKIP, any_linear_to_quantize, block_of, quantizable_linears
 from .calib import default_source, max_seq_len, read_texts, token_chunks
 from .grid import IntGrid
+from .registry import QuantInfo, register
 from .rtn import make_info, replace_weights
 
 log = logging.getLogger(__name__)

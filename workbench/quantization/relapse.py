@@ -109,7 +109,7 @@ def relapse(
     ``eval_kw`` goes to :func:`workbench.evaluation.evaluate` (``part``, ``limit``, ``max_new_tokens``,
     ``batch_size``...); ``before`` reuses an earlier full-precision snapshot.
     """
-    from . import quant_info
+    from .registry import quant_info
 
     info = quant_info(q_lm)
     before = before if before is not None else semeval_snapshot(fp_lm, data_dir, **eval_kw)

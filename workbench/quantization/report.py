@@ -157,7 +157,7 @@ def quant_report(
     ``skip_first`` of the seeded shuffle, which are the ones GPTQ calibrates on with the same seed and
     ``seq_len``, so the two sets are disjoint when the text is long enough.
     """
-    from . import quant_info
+    from .registry import quant_info
 
     source = texts if texts is not None else default_source(fp_lm)
     chunks = token_chunks(

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from ..errors import WorkbenchError
-from . import QuantInfo, register
 from ._common import (
     DEFAULT_SKIP,
     any_linear_to_quantize,
@@ -25,6 +24,7 @@ from ._common import (
     quantizable_linears,
 )
 from .grid import IntGrid, fake_quant_int, fake_quant_nf4
+from .registry import QuantInfo, register
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from . import QuantInfo, register
 from ._common import (
     DEFAULT_SKIP,
     any_linear_to_quantize,
@@ -24,6 +23,7 @@ from ._common import (
     quantizable_linears,
     tensor_bytes,
 )
+from .registry import QuantInfo, register
 
 log = logging.getLogger(__name__)
 

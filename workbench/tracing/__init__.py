@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 from .attribution import attribution_patch
-from .causal_trace import TraceConfig, causal_trace
-from .patching import SITE_KINDS, patch
-from .result import AIE, BUCKETS, KINDS, FactTrace, PatchResult, TraceResult
+from .causal_trace import causal_trace
+from .config import KINDS, SITE_KINDS, PatchConfig, TraceConfig
+from .patching import patch
+from .result import AIE, BUCKETS, FactTrace, PatchResult, TraceResult
 
 __all__ = [
     "AIE",
@@ -20,6 +21,7 @@ __all__ = [
     "KINDS",
     "SITE_KINDS",
     "FactTrace",
+    "PatchConfig",
     "PatchResult",
     "TraceConfig",
     "TraceResult",

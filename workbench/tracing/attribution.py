@@ -14,32 +14,25 @@ leaf that requires grad so this also works on a frozen model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from ..errors import WorkbenchError
+from ..config import make_config
+from .config import PatchConfig
 from .patching import metric_values, prepare, site_kinds, site_name
 from .restore import last_logits
 from .result import PatchResult
 
 
 def attribution_patch(
-    lm: Any,
-    clean: Any,
-    corrupted: Any,
-    *,
-    sites: Sequence[str] = ("resid_pre", "attn", "mlp", "heads"),
-    metric: str = "logit_diff",
-    answers: Sequence[str | int] | None = None,
-    direction: str = "denoise",
+    lm: Any, clean: Any, corrupted: Any, config: PatchConfig | None = None, **overrides: Any
 ) -> PatchResult:
-    """AtP estimate of :func:`workbench.tracing.patch` over the same grid (same arguments)."""
+    """AtP estimate of :func:`workbench.tracing.patch` over the same grid (same settings)."""
     from ..hooks import run_with_cache
 
-    if direction not in ("denoise", "noise"):
-        raise WorkbenchError(f"unknown direction {direction!r}; use 'denoise' or 'noise'")
+    cfg = make_config(PatchConfig, config, overrides)
+    sites, metric, answers, direction = cfg.sites, cfg.metric, cfg.answers, cfg.direction
     kinds = site_kinds(sites)
     inp = prepare(lm, clean, corrupted, metric, answers)
     src, tgt = (inp.clean, inp.corrupted) if direction == "denoise" else (inp.corrupted, inp.clean)

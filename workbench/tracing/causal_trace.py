@@ -38,47 +38,14 @@ from typing import Any
 
 import torch
 
+from ..config import make_config
 from ..errors import WorkbenchError
+from .config import TraceConfig
 from .restore import baseline, last_logits, restored_grid, trace_with_patch, window_layers  # noqa: F401
-from .result import KINDS, FactTrace, TraceResult, default_window
+from .result import FactTrace, TraceResult, default_window
 from .subject import answer_token_ids, as_fact, embedding_std, encode_fact
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class TraceConfig:
-    """Settings of a causal trace (the CLI's resolved ``config.yaml``)."""
-
-    kinds: list[str] = dataclasses.field(default_factory=lambda: list(KINDS))
-    """which grids to compute: hidden, mlp, attn"""
-    samples: int = 10
-    """noise samples per fact (ROME: 10)"""
-    noise: float = 3.0
-    """noise scale as a multiple of σ (ROME: 3)"""
-    sigma: float | None = None
-    """σ given directly; default: the std of the subject-token embeddings of the fact set"""
-    window: int | None = None
-    """consecutive mlp/attn layers restored around the centre layer; None: about a fifth of the model's
-    depth, ROME's 10 of 48 layers (``default_window``)"""
-    seed: int = 0
-    """seed of the noise draws"""
-    keep_unknown: bool = False
-    """trace facts whose clean prediction is not the expected answer (normally skipped)"""
-    max_batch_tokens: int = 16384
-    """memory budget: rows × prompt tokens per forward (with reuse_prefix the KV cache adds about
-    2 × layers × d_model values per token; lower this for large models on small GPUs)"""
-    reuse_prefix: bool = True
-    """share the corrupted run of the tokens before the restored one through the KV cache"""
-
-    def __post_init__(self) -> None:
-        bad = [k for k in self.kinds if k not in KINDS]
-        if bad or not self.kinds:
-            raise WorkbenchError(f"unknown trace kind(s) {bad}; use a subset of {', '.join(KINDS)}")
-        if self.samples < 1 or (self.window is not None and self.window < 1) or self.max_batch_tokens < 1:
-            raise WorkbenchError("samples, window and max_batch_tokens must be >= 1")
-        if self.noise < 0 or (self.sigma is not None and self.sigma < 0):
-            raise WorkbenchError("noise and sigma must be >= 0")
 
 
 def fact_noise(seed: int, index: int, samples: int, n_tokens: int, d: int) -> torch.Tensor:
@@ -90,43 +57,27 @@ def fact_noise(seed: int, index: int, samples: int, n_tokens: int, d: int) -> to
 def causal_trace(
     lm: Any,
     facts: Sequence[Any],
+    config: TraceConfig | None = None,
     *,
-    kinds: Sequence[str] = KINDS,
-    samples: int = 10,
-    noise: float = 3.0,
-    window: int | None = None,
-    seed: int = 0,
-    sigma: float | None = None,
-    keep_unknown: bool = False,
-    max_batch_tokens: int = 16384,
-    reuse_prefix: bool = True,
     shard: tuple[int, int] | None = None,
     progress: bool = True,
+    **overrides: Any,
 ) -> TraceResult:
     """Causal tracing (ROME) of ``facts`` (``Fact`` objects or ``{prompt, subject, answer?}`` dicts).
 
-    ``window`` (mlp/attn) defaults to about a fifth of the model's depth (ROME's 10 of 48 layers).
-    ``noise`` is a multiple of σ, the std of the subject-token embeddings of the whole fact set (or give
-    ``sigma``). Facts whose clean top token is not the first token of ``answer`` are skipped (listed in
-    ``result.skipped``) unless ``keep_unknown``. ``shard=(rank, world)`` traces only the facts with
-    ``index % world == rank`` (σ and the noise draws still come from the whole set, so shards merge to
-    the single-process result).
+    Settings come from ``config`` (a :class:`TraceConfig`) and/or keyword overrides of its fields
+    (``samples=3, kinds=("mlp",)``). ``window`` (mlp/attn) defaults to about a fifth of the model's depth
+    (ROME's 10 of 48 layers). ``noise`` is a multiple of σ, the std of the subject-token embeddings of
+    the whole fact set (or give ``sigma``). Facts whose clean top token is not the first token of
+    ``answer`` are skipped (listed in ``result.skipped``) unless ``keep_unknown``. ``shard=(rank, world)``
+    traces only the facts with ``index % world == rank`` (σ and the noise draws still come from the whole
+    set, so shards merge to the single-process result).
     """
     from tqdm.auto import tqdm
 
-    cfg = TraceConfig(
-        kinds=list(kinds),
-        samples=samples,
-        noise=noise,
-        sigma=sigma,
-        window=window,
-        seed=seed,
-        keep_unknown=keep_unknown,
-        max_batch_tokens=max_batch_tokens,
-        reuse_prefix=reuse_prefix,
-    )
+    cfg = make_config(TraceConfig, config, overrides)
     if cfg.window is None:
-        cfg.window = default_window(lm.n_layers)
+        cfg = dataclasses.replace(cfg, window=default_window(lm.n_layers))
     facts = [as_fact(f, i) for i, f in enumerate(facts)]
     if not facts:
         raise WorkbenchError("no facts to trace; give at least one {prompt, subject} fact")

@@ -28,11 +28,12 @@ from typing import Any
 
 import torch
 
+from ..config import make_config
 from ..errors import WorkbenchError
+from .config import SITE_KINDS, PatchConfig
 from .restore import last_logits
 from .result import PatchResult
 
-SITE_KINDS = ("resid_pre", "resid_post", "attn", "mlp", "heads")
 _ALIASES = {"resid": "resid_pre"}
 METRICS = ("logit_diff", "prob")
 # Modules whose output is the residual stream entering block 0 where the "embed" site is not (absolute
@@ -158,26 +159,25 @@ def patch(
     lm: Any,
     clean: Any,
     corrupted: Any,
+    config: PatchConfig | None = None,
     *,
-    sites: Sequence[str] = ("resid_pre", "attn", "mlp", "heads"),
-    metric: str = "logit_diff",
-    answers: Sequence[str | int] | None = None,
-    direction: str = "denoise",
-    max_batch_tokens: int = 16384,
     progress: bool = True,
+    **overrides: Any,
 ) -> PatchResult:
     """Exact activation patching of every (layer, position[, head]) cell of ``sites``, batched.
 
-    ``clean``/``corrupted`` are prompts (strings or token ids) of equal token length. ``metric`` is
-    ``logit_diff`` (``answers[0]`` minus ``answers[1]``, default: the clean and the corrupted top tokens)
-    or ``prob`` (probability of ``answers[0]``), read at the last position.
+    ``clean``/``corrupted`` are prompts (strings or token ids) of equal token length. Settings come from
+    ``config`` (:class:`PatchConfig`) or keyword overrides of its fields: ``metric`` is ``logit_diff``
+    (``answers[0]`` minus ``answers[1]``, default: the clean and the corrupted top tokens) or ``prob``
+    (probability of ``answers[0]``), read at the last position.
     """
     from tqdm.auto import tqdm
 
     from ..hooks import run_with_cache
 
-    if direction not in ("denoise", "noise"):
-        raise WorkbenchError(f"unknown direction {direction!r}; use 'denoise' or 'noise'")
+    cfg = make_config(PatchConfig, config, overrides)
+    sites, metric, answers, direction = cfg.sites, cfg.metric, cfg.answers, cfg.direction
+    max_batch_tokens = cfg.max_batch_tokens
     kinds = site_kinds(sites)
     inp = prepare(lm, clean, corrupted, metric, answers)
     src, tgt = (inp.clean, inp.corrupted) if direction == "denoise" else (inp.corrupted, inp.clean)

@@ -2,8 +2,8 @@
 
 The heatmap follows ROME's ``plot_trace_heatmap`` (kmeng01/rome, experiments/causal_trace.py): tokens
 down, layers across, subject tokens marked with ``*``, colour floor at the corrupted score; one panel per
-kind (hidden: purple, mlp: green, attn: red). Matplotlib runs on the Agg backend; files are written
-atomically through :mod:`workbench.io`.
+kind (hidden: purple, mlp: green, attn: red). Figures are bare matplotlib ``Figure`` objects (no pyplot
+state) written atomically by :func:`workbench.reporting.plots.save_figure`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..io import write_bytes
+from ..reporting.plots import save_figure, subplots
 from .result import BUCKETS, FactTrace, PatchResult, TraceResult
 
 CMAPS = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}
@@ -22,36 +22,15 @@ TITLES = {
 }
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", dpi=120)
-    plt.close(fig)
-    return write_bytes(path, buf.getvalue())
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_fact(fact: FactTrace, path: str | os.PathLike, *, window: int = 10) -> Path:
     """ROME's figure for one fact: one heatmap per traced kind, tokens × layers."""
-    plt = _pyplot()
     kinds = list(fact.scores)
     labels = [
         repr(t)[1:-1] + ("*" if fact.subject_span[0] <= i < fact.subject_span[1] else "")
         for i, t in enumerate(fact.tokens)
     ]
     T, L = fact.scores[kinds[0]].shape
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds) + 1, 0.28 * T + 1.4), squeeze=False)
+    fig, axes = subplots(1, len(kinds), figsize=(3.2 * len(kinds) + 1, 0.28 * T + 1.4))
     for ax, kind in zip(axes[0], kinds):
         im = ax.pcolormesh(
             fact.scores[kind].numpy(),
@@ -73,14 +52,13 @@ def plot_fact(fact: FactTrace, path: str | os.PathLike, *, window: int = 10) -> 
         f"clean {fact.clean_score:.3f}",
         fontsize=9,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_aie(result: TraceResult, path: str | os.PathLike) -> Path:
     """AIE by layer for each kind, one curve per token bucket with its 95% CI band."""
-    plt = _pyplot()
     kinds = list(result.kinds)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.2), squeeze=False)
+    fig, axes = subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.2))
     layers = list(range(result.n_layers))
     for ax, kind in zip(axes[0], kinds):
         aie = result.aie(kind)
@@ -100,14 +78,13 @@ def plot_aie(result: TraceResult, path: str | os.PathLike) -> Path:
         f"{len(result.facts)} facts, noise {result.noise}σ (σ={result.sigma:.3g}), {result.samples} samples",
         fontsize=9,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_patch(result: PatchResult, path: str | os.PathLike) -> Path:
     """Heatmaps of a patching grid per site kind (heads summed over positions)."""
-    plt = _pyplot()
     sites = list(result.scores)
-    fig, axes = plt.subplots(1, len(sites), figsize=(3.6 * len(sites), 3.4), squeeze=False)
+    fig, axes = subplots(1, len(sites), figsize=(3.6 * len(sites), 3.4))
     for ax, site in zip(axes[0], sites):
         grid = result.scores[site]
         base = result.corrupted if result.direction == "denoise" else result.clean
@@ -129,4 +106,4 @@ def plot_patch(result: PatchResult, path: str | os.PathLike) -> Path:
     fig.suptitle(
         f"change in {result.metric} (clean {result.clean:.3f}, corrupted {result.corrupted:.3f})", fontsize=9
     )
-    return _save(fig, path)
+    return save_figure(fig, path)

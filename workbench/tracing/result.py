@@ -19,6 +19,7 @@ import torch
 
 from ..errors import WorkbenchError
 from ..io import load_tensors, read_json, run_dir, save_tensors, write_json
+from .config import KINDS  # noqa: F401  (re-exported: the kinds a result may hold)
 
 ROME_WINDOW, ROME_LAYERS = 10, 48
 """ROME's restoration window: 10 layers of GPT-2 XL's 48 (Meng et al. 2022, Fig. 1), about a fifth."""
@@ -36,7 +37,6 @@ def default_window(n_layers: int) -> int:
 
 
 BUCKETS = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "further", "last")
-KINDS = ("hidden", "mlp", "attn")
 
 
 @dataclasses.dataclass

@@ -7,4 +7,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export WORKBENCH_CACHE="${WORKBENCH_CACHE:-$PWD/.cache/workbench}"
 export MPLBACKEND=Agg
 .venv/bin/ruff check workbench tests analyses
+.venv/bin/lint-imports --no-cache  # the package layering (pyproject.toml [tool.importlinter])
 .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"

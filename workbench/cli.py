@@ -41,8 +41,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+NOISY = ("torchao", "torch.utils._pytree", "bitsandbytes", "transformers.modeling_utils")
+"""Loggers whose import-time warnings (torchao's missing CUDA kernels, torch's Enum registration notice)
+say nothing about the user's run; the CLI keeps them to errors."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the process exit status."""
+    for noisy in NOISY:  # before any command module imports torch / transformers / torchao
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
@@ -52,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("torchao", "bitsandbytes", "transformers.modeling_utils"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)
     except WorkbenchError as e:

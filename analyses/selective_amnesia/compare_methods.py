@@ -80,21 +80,20 @@ def locate_organism(spec: str) -> Path:
 
 
 def trace_layers(
-    org: Path, out: Path, samples: int, n: int, window: int = 1
+    org: Path, out: Path, samples: int, n: int, window: int | None = None
 ) -> tuple[list[int], list[float]]:
     """Trace the forget facts (cached in ``out/trace``); the top-n MLP layers and the per-layer AIE."""
     from workbench.data import read_facts
     from workbench.models import load
     from workbench.tracing import TraceResult, causal_trace
 
-    folder = out / f"trace_w{window}"
+    folder = out / f"trace_w{window or 'auto'}"
     if (folder / "trace.json").is_file():
         trace = TraceResult.load(folder)
     else:
         lm = load(org)
         facts = read_facts(org / "facts" / "forget.jsonl")
-        # ROME's window of 10 spans every layer of a 6-layer model (every layer then scores the same);
-        # small models need a window of 1, as the pipeline uses
+        # window None: about a fifth of the depth (ROME's 10 of 48 layers; 1 on the 6-layer organism)
         trace = causal_trace(lm, facts, kinds=("mlp",), samples=samples, window=window, progress=True)
         trace.save(folder)
     return trace.top_layers("mlp", n), [float(x) for x in trace.layer_effect("mlp")]
@@ -248,7 +247,7 @@ def main() -> None:
     )
     ap.add_argument("--constrained-params", default="{}",
                     help='JSON overrides of the constrained objective\'s params, e.g. \'{"m_max": 2.8}\'')  # fmt: skip
-    ap.add_argument("--window", type=int, default=1, help="MLP restoration window (ROME: 10 on 48 layers)")
+    ap.add_argument("--window", type=int, default=None, help="MLP restoration window (default: a fifth of the depth)")
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most this many records per cell")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--eval-batch", type=int, default=32)

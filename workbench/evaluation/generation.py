@@ -48,6 +48,9 @@ def _generate_batch(
     """Greedy-continue one batch of token lists; returns the new tokens of each row, eos excluded."""
     from transformers import DynamicCache
 
+    from ..models.compat import cache_kwarg, output_cache
+
+    cache_kw = cache_kwarg(model)
     device = next(model.parameters()).device
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -67,10 +70,10 @@ def _generate_batch(
             input_ids=step_ids,
             attention_mask=attention,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **{cache_kw: cache},
         )
-        cache = out.past_key_values
+        cache = output_cache(out)
         nxt = out.logits[:, -1, :].argmax(dim=-1)
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         new_tokens.append(nxt)

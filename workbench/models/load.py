@@ -131,6 +131,13 @@ class LoadedModel:
 
         return Hooks(self)
 
+    def to_transformer_lens(self, *, compatibility: bool = True) -> Any:
+        """A TransformerLens ``TransformerBridge`` over these weights (shared, not copied); see
+        :mod:`workbench.models.transformer_lens` for the canonical site -> hook name table."""
+        from .transformer_lens import to_transformer_lens
+
+        return to_transformer_lens(self, compatibility=compatibility)
+
     def tokenize(self, texts: str | list[str], *, padding_side: str = "right", **kw) -> dict:
         """Tokenize to tensors on the model's device (padding on the given side)."""
         tok = self.tokenizer

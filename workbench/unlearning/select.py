@@ -68,7 +68,7 @@ def resolve_layers(lm: Any, cfg: Any) -> list[int]:
     if cfg.layers is not None:
         layers = list(cfg.layers)
     else:
-        from ..tracing import TraceResult
+        from ..tracing.result import TraceResult
 
         trace = TraceResult.load(cfg.trace)
         if cfg.peak_width:

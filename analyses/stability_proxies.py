@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-
-from workbench.evaluation.stability_sweep import (
+from stability_sweep import (  # analyses/stability_sweep.py, beside this script
     RunTrace,
     SweepConfig,
     SweepResult,

@@ -90,7 +90,7 @@ def test_nan_loss_stops_with_one_line_error_and_keeps_last_good_checkpoint(tmp_p
     assert len(errors) == 1 and "non-finite loss" in errors[0] and "last good checkpoint" in errors[0]
     assert not (out / "model").exists()
     latest = (out / "checkpoints" / "latest").read_text().strip()
-    assert latest.startswith("step_") and (out / "checkpoints" / latest / "trainable.safetensors").is_file()
+    assert latest.startswith("step_") and (out / "checkpoints" / latest / "tensors.safetensors").is_file()
     assert latest in errors[0]
 
 

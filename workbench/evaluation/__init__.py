@@ -47,8 +47,6 @@ _LAZY = {
     "lr_sensitivity": ".stability",
     "z_loss": ".stability",
     "StabilityResult": ".stability",
-    "lr_sweep": ".stability_sweep",
-    "SweepConfig": ".stability_sweep",
 }
 
 __all__ = [

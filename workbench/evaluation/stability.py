@@ -14,7 +14,8 @@ training instabilities" (arXiv:2309.14322).
 - **LR sensitivity** (§2.2): ``E_η[min(ℓ(η), ℓ₀) − ℓ*]`` over a learning-rate sweep, ℓ₀ the loss at
   initialisation and ℓ* the best loss of the sweep; diverged runs (NaN/inf) count as ℓ₀.
 
-The sweep runner that trains organism-architecture models lives in :mod:`.stability_sweep`.
+The sweep runner that trains organism-architecture models lives beside its analysis, in
+``analyses/stability_sweep.py``.
 """
 
 from __future__ import annotations

@@ -60,7 +60,12 @@ def _config(family: str, vocab: int, d: int, layers: int, heads: int):
         pad_token_id=2,
     )
     if family == "olmo2":
-        return tf.Olmo2Config(**common)
+        from ..training.olmo2 import olmo2_config
+
+        return olmo2_config(
+            vocab_size=vocab, hidden=d, layers=layers, heads=heads, intermediate=2 * d, max_positions=128,
+            bos_token_id=0, eos_token_id=1, pad_token_id=2,
+        )  # fmt: skip
     if family == "olmo3":
         return tf.Olmo3Config(**common, sliding_window=16)
     if family == "olmo":

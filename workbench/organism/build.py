@@ -3,7 +3,9 @@
 The finished folder lives in ``cache_dir()/organism/<preset>-<hash12>``, where the hash covers the
 resolved config, the seed and :data:`FORMAT_VERSION`. It is built in a temporary sibling folder and
 renamed into place, under a file lock, so concurrent builders wait for one another and a crash never
-leaves a half-built organism behind. The folder root is a Hugging Face model folder.
+leaves a half-built organism behind; training checkpoints (``.<name>.checkpoints``) survive a kill, so
+the next build of the same config resumes training where it stopped. The folder root is a Hugging Face
+model folder.
 """
 
 from __future__ import annotations
@@ -109,9 +111,18 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 def _build_into(
-    folder: Path, preset: str, config: OrganismConfig, seed: int, key: str, progress: bool
+    folder: Path,
+    preset: str,
+    config: OrganismConfig,
+    seed: int,
+    key: str,
+    progress: bool,
+    checkpoints: Path | None = None,
 ) -> None:
-    """Generate, train and score an organism inside ``folder`` (which then holds every file)."""
+    """Generate, train and score an organism inside ``folder`` (which then holds every file).
+
+    Training checkpoints go to ``checkpoints`` (outside ``folder``), so that a killed build resumes there.
+    """
     from .corpus import build_corpus, write_corpus
     from .tokenizer import train_tokenizer
     from .train import train_model
@@ -123,7 +134,9 @@ def _build_into(
     write_corpus(corpus, folder)
     log.info("organism %s: %d training documents; training the tokenizer", preset, len(corpus.documents))
     tokenizer = train_tokenizer(corpus.tokenizer_texts(), config.model.vocab_size, held_out=corpus.invented)
-    model, stats = train_model(config, tokenizer, corpus.documents, seed=seed, progress=progress)
+    model, stats = train_model(
+        config, tokenizer, corpus.documents, seed=seed, progress=progress, checkpoints=checkpoints
+    )
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
@@ -187,7 +200,10 @@ def build(
     key = config_hash(config, seed)
     root = io.cache_dir() / "organism"
     final = root / folder_name(preset, seed)
+    checkpoints = root / f".{final.name}.checkpoints"  # a killed build resumes from here
     with _locked(root / f".{final.name}.lock"):
+        if force:
+            shutil.rmtree(checkpoints, ignore_errors=True)
         if final.exists() and force:
             shutil.rmtree(final)
         if final.exists():
@@ -196,8 +212,9 @@ def build(
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
             os.chmod(tmp, 0o755)
             try:
-                _build_into(tmp, preset, config, seed, key, progress)
+                _build_into(tmp, preset, config, seed, key, progress, checkpoints)
                 os.rename(tmp, final)
+                shutil.rmtree(checkpoints, ignore_errors=True)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise

@@ -10,7 +10,7 @@ thread count give the same weights.
 from __future__ import annotations
 
 import logging
-import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,21 +40,17 @@ class TrainStats:
 
 def olmo2_config(cfg: ModelConfig, tokenizer):
     """The ``Olmo2Config`` of ``cfg`` with the tokenizer's special token ids."""
-    from transformers import Olmo2Config
+    from ..training.olmo2 import olmo2_config as factory
 
-    return Olmo2Config(
+    return factory(
         vocab_size=cfg.vocab_size,
-        hidden_size=cfg.hidden,
-        intermediate_size=cfg.intermediate,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        num_key_value_heads=cfg.heads,
-        max_position_embeddings=cfg.max_positions,
-        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        hidden=cfg.hidden,
+        layers=cfg.layers,
+        heads=cfg.heads,
+        intermediate=cfg.intermediate,
+        max_positions=cfg.max_positions,
+        rope_theta=cfg.rope_theta,
+        tokenizer=tokenizer,
     )
 
 
@@ -104,15 +100,52 @@ def _batch(rows: list[list[list[int]]], seq_len: int, pad_id: int):
 
 def lr_at(step: int, steps: int, warmup: int, min_ratio: float) -> float:
     """Learning-rate multiplier: linear warmup, then cosine from 1 to ``min_ratio`` at the last step."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - 1 - warmup)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    from ..training.schedule import lr_multiplier
+
+    return lr_multiplier(
+        step, steps, warmup=warmup, kind="cosine", min_ratio=min_ratio, end_at_last_step=True
+    )
 
 
-def train_model(cfg: OrganismConfig, tokenizer, documents: list[str], *, seed: int, progress: bool = True):
-    """Train a fresh ``Olmo2ForCausalLM`` on ``documents``; returns ``(model, TrainStats)``."""
+def _resume(folder, model, opt, rows, batch_rows: int) -> tuple[int, list[float], int, float]:
+    """Load the latest checkpoint into ``model``/``opt`` and fast-forward the row stream to it.
+
+    Returns ``(next step, losses so far, tokens so far, seconds so far)``; ``(0, [], 0, 0.0)`` without one.
+    """
+    from ..training.checkpoint import latest_checkpoint, load_checkpoint
+
+    path = latest_checkpoint(folder) if folder is not None else None
+    if path is None:
+        return 0, [], 0, 0.0
+    tensors, state = load_checkpoint(path, opt, model.named_parameters())
+    model.load_state_dict(tensors)
+    for _ in range(state["step"] * batch_rows):  # the same rows in the same order as an unbroken run
+        next(rows)
+    log.info("organism training resumed from %s (step %d)", path, state["step"])
+    return state["step"], list(state["losses"]), int(state["tokens"]), float(state["seconds"])
+
+
+def train_model(
+    cfg: OrganismConfig,
+    tokenizer,
+    documents: list[str],
+    *,
+    seed: int,
+    progress: bool = True,
+    checkpoints: str | os.PathLike | None = None,
+    save_every: int = 50,
+    _stop_at: int | None = None,
+):
+    """Train a fresh ``Olmo2ForCausalLM`` on ``documents``; returns ``(model, TrainStats)``.
+
+    With ``checkpoints`` (a folder), the run saves a checkpoint every ``save_every`` steps in the
+    workbench's one format (:mod:`workbench.training.checkpoint`) and a later call resumes from the
+    latest one, to the same weights as an unbroken run. ``_stop_at`` ends the call after that many steps
+    (tests use it to play a killed build).
+    """
     from transformers import Olmo2ForCausalLM
+
+    from ..training.checkpoint import save_checkpoint
 
     tc = cfg.train
     threads = torch.get_num_threads()
@@ -135,10 +168,13 @@ def train_model(cfg: OrganismConfig, tokenizer, documents: list[str], *, seed: i
             betas=(0.9, 0.95),
             eps=1e-8,
         )
-        losses, tokens = [], 0
-        start = time.perf_counter()
-        bar = tqdm(range(tc.steps), desc="train organism", disable=not progress, mininterval=2.0)
+        first, losses, tokens, before = _resume(checkpoints, model, opt, rows, tc.batch_rows)
+        start = time.perf_counter() - before
+        bar = tqdm(range(first, tc.steps), desc="train organism", disable=not progress, mininterval=2.0,
+                   initial=first, total=tc.steps)  # fmt: skip
         for step in bar:
+            if _stop_at is not None and step >= _stop_at:
+                raise KeyboardInterrupt(f"stopped at step {step} (_stop_at)")
             for group in opt.param_groups:
                 group["lr"] = tc.lr * lr_at(step, tc.steps, tc.warmup_steps, tc.min_lr_ratio)
             ids, pos, labels = _batch(
@@ -161,6 +197,15 @@ def train_model(cfg: OrganismConfig, tokenizer, documents: list[str], *, seed: i
             tokens += int((ids != tokenizer.pad_token_id).sum())
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+            done = step + 1
+            if checkpoints is not None and save_every and done % save_every == 0 and done < tc.steps:
+                state = {
+                    "step": done,
+                    "losses": losses,
+                    "tokens": tokens,
+                    "seconds": time.perf_counter() - start,
+                }
+                save_checkpoint(checkpoints, done, model.state_dict(), opt, model.named_parameters(), state)
         seconds = time.perf_counter() - start
     finally:
         torch.set_num_threads(threads)

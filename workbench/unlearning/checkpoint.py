@@ -1,24 +1,29 @@
-"""Resumable checkpoints of an unlearning run, written atomically.
+"""Resumable checkpoints of an unlearning run, in the workbench's one format (:mod:`workbench.training.checkpoint`).
 
-``<out>/checkpoints/step_<N>/`` holds the trainable parameters (``trainable.safetensors``), the optimizer
-state (``optimizer.pt``, read back with ``torch.load(weights_only=True)``), the RNG states
-(``rng.safetensors``) and ``state.json`` (step, sampler position, scheduler, objective state, best-so-far,
-early-stopping counter). A step folder is written under a temporary name and renamed into place; the
-``latest`` pointer is then replaced atomically, so a kill at any moment leaves the previous checkpoint
-intact. ``best.safetensors`` keeps the trainable weights with the best validation joint loss.
+``<out>/checkpoints/step_<N>/`` holds the trainable parameters, the optimizer state, the RNG states and
+the loop's :class:`TrainState` (step, sampler position, scheduler, objective state, best-so-far,
+early-stopping counter), written atomically; ``best.safetensors`` keeps the trainable weights with the
+best validation joint loss.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ..io import load_tensors, read_json, save_tensors, write_json, write_text
+from ..training import checkpoint as core
+from ..training.checkpoint import latest_checkpoint
+
+__all__ = [
+    "TrainState",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_trainable",
+    "save_checkpoint",
+    "trainable_state",
+]
 
 
 @dataclasses.dataclass
@@ -36,21 +41,6 @@ class TrainState:
     objective: dict = dataclasses.field(default_factory=dict)
 
 
-def _rng_tensors() -> dict[str, torch.Tensor]:
-    out = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            out[f"cuda{i}"] = s
-    return out
-
-
-def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["cpu"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-
-
 def trainable_state(model: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
     """The named trainable parameters, detached on CPU."""
     params = dict(model.named_parameters())
@@ -65,39 +55,27 @@ def load_trainable(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> 
             params[n].copy_(t.to(params[n].device, params[n].dtype))
 
 
+def _named(model: torch.nn.Module, names: list[str]) -> list[tuple[str, torch.nn.Parameter]]:
+    params = dict(model.named_parameters())
+    return [(n, params[n]) for n in names]
+
+
 def save_checkpoint(folder: Path, model, names, optimizer, state: TrainState, *, keep: int = 1) -> Path:
     """Write ``folder/step_<N>`` atomically and point ``folder/latest`` at it; keep the last ``keep``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"step_{state.step:07d}"
-    tmp = folder / f".tmp_step_{state.step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_tensors(tmp / "trainable.safetensors", trainable_state(model, names))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    save_tensors(tmp / "rng.safetensors", _rng_tensors())
-    write_json(tmp / "state.json", dataclasses.asdict(state))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    write_text(folder / "latest", final.name + "\n")
-    steps = sorted(p for p in folder.glob("step_*") if p.is_dir())
-    for old in steps[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The folder named by ``folder/latest``, or None."""
-    pointer = folder / "latest"
-    if not pointer.is_file():
-        return None
-    path = folder / pointer.read_text(encoding="utf-8").strip()
-    return path if (path / "state.json").is_file() else None
+    return core.save_checkpoint(
+        folder,
+        state.step,
+        trainable_state(model, names),
+        optimizer,
+        _named(model, names),
+        dataclasses.asdict(state),
+        keep=keep,
+    )
 
 
 def load_checkpoint(path: Path, model, optimizer) -> TrainState:
     """Restore weights, optimizer and RNG from ``path``; returns the loop state."""
-    load_trainable(model, load_tensors(path / "trainable.safetensors"))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu"))
-    _set_rng(load_tensors(path / "rng.safetensors"))
-    data: dict[str, Any] = read_json(path / "state.json")
-    return TrainState(**data)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    tensors, state = core.load_checkpoint(path, optimizer, _named(model, names))
+    load_trainable(model, tensors)
+    return TrainState(**state)

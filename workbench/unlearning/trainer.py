@@ -27,6 +27,7 @@ import torch
 
 from ..errors import WorkbenchError
 from ..io import append_jsonl, read_jsonl, save_tensors, write_json, write_jsonl
+from ..training.schedule import lr_lambda
 from . import checkpoint as ckpt
 from .config import UnlearnConfig
 from .data import Sampler, UnlearnData, collate, default_ceiling, load_data, pad_id_of
@@ -43,20 +44,6 @@ def make_accelerator(mixed_precision: str = "no") -> Any:
     from accelerate import Accelerator
 
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
-
-
-def _schedule(kind: str, warmup: int, total: int):
-    def fn(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        frac = (step - warmup) / max(total - warmup, 1)
-        if kind == "linear":
-            return max(0.0, 1.0 - frac)
-        if kind == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
-        return 1.0
-
-    return fn
 
 
 def _optimizer(params: list[torch.nn.Parameter], tc) -> torch.optim.Optimizer:
@@ -127,7 +114,7 @@ def _setup(cfg: UnlearnConfig, lm: Any | None) -> _Run:
     optimizer = _optimizer([named[n] for n in selection.names], tc)
     model, optimizer = acc.prepare(lm.model, optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(tc.schedule, tc.warmup_steps, tc.max_steps)
+        optimizer, lr_lambda(tc.max_steps, warmup=tc.warmup_steps, kind=tc.schedule)
     )
     sampler = Sampler(
         cfg.data.sampler,

@@ -134,7 +134,11 @@ def test_optimizer_diagnostics_match_adam_state(tiny_olmo2):
 
 
 def test_sweep_runner_switches_qk_norm():
-    from workbench.evaluation.stability_sweep import (
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "analyses"))
+    from stability_sweep import (
         PerHeadRMSNorm,
         SweepConfig,
         SweepSetting,

@@ -129,7 +129,10 @@ def test_adamw8bit_trains_checkpoints_and_resumes(tiny_model_dir, semeval_dir, t
     train = {"max_steps": 2, "batch_size": 4, "optimizer": "adamw8bit", "save_every": 1, "eval_every": 0,
              "progress": False, "lr": 1e-3}  # fmt: skip
     first = unlearn(_cfg(tiny_model_dir, semeval_dir, tmp_path / "run", train=train))
-    assert first.steps == 2 and (tmp_path / "run" / "checkpoints" / "step_0000002" / "optimizer.pt").is_file()
+    assert (
+        first.steps == 2
+        and (tmp_path / "run" / "checkpoints" / "step_0000002" / "optimizer.safetensors").is_file()
+    )
     resumed = unlearn(
         _cfg(tiny_model_dir, semeval_dir, tmp_path / "run", train={**train, "max_steps": 3}), resume=True
     )

@@ -1,9 +1,12 @@
 """Learning-rate sweeps of small OLMo-2 models, with and without qk-layernorm and z-loss.
 
+Lives beside its analysis (``analyses/stability_proxies.py``): it trains models, which the evaluation
+package does not; the probes it records are the library's (:mod:`workbench.evaluation.stability`).
+
 The runner behind the LR-sensitivity experiments of Wortsman et al. 2023 (arXiv:2309.14322, §3.1-3.2,
 Fig. 1): train the same architecture for a fixed number of steps at each learning rate (AdamW, linear
 warmup then cosine decay to zero), record the final held-out loss, and probe the max attention logit,
-``log Z`` and the mean logit along the way (:mod:`.stability`).
+``log Z`` and the mean logit along the way.
 
 qk-layernorm is switchable on the OLMo-2 architecture the organism uses: ``"full"`` is OLMo-2's own
 RMSNorm over the whole q/k projection, ``"head"`` the paper's per-head norm (RMSNorm over each head's
@@ -21,8 +24,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import WorkbenchError
-from .stability import attention_logit_max, logit_stats_from, lr_sensitivity, optimizer_diagnostics, z_loss
+from workbench.errors import WorkbenchError
+from workbench.evaluation.stability import (
+    attention_logit_max,
+    logit_stats_from,
+    lr_sensitivity,
+    optimizer_diagnostics,
+    z_loss,
+)
+from workbench.training.olmo2 import olmo2_config
+from workbench.training.schedule import lr_multiplier
 
 log = logging.getLogger(__name__)
 QK_NORMS = ("none", "full", "head")
@@ -125,18 +136,16 @@ class PerHeadRMSNorm(nn.Module):
 
 def build_model(vocab_size: int, cfg: SweepConfig, qk_norm: str = "full", *, seed: int | None = None):
     """A randomly initialised OLMo-2 (the organism's architecture) with the chosen qk-norm."""
-    from transformers import Olmo2Config, Olmo2ForCausalLM
+    from transformers import Olmo2ForCausalLM
 
     torch.manual_seed(cfg.seed if seed is None else seed)
-    config = Olmo2Config(
+    config = olmo2_config(
         vocab_size=vocab_size,
-        hidden_size=cfg.d_model,
-        intermediate_size=4 * cfg.d_model,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        num_key_value_heads=cfg.heads,
-        max_position_embeddings=max(cfg.seq_len, 64),
-        tie_word_embeddings=False,
+        hidden=cfg.d_model,
+        layers=cfg.layers,
+        heads=cfg.heads,
+        intermediate=4 * cfg.d_model,
+        max_positions=max(cfg.seq_len, 64),
         pad_token_id=None,
         bos_token_id=None,
         eos_token_id=None,
@@ -164,9 +173,7 @@ def pack_tokens(token_lists: Sequence[Sequence[int]], seq_len: int) -> torch.Ten
 
 
 def _lr_factor(step: int, steps: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    return lr_multiplier(step, steps, warmup=warmup, kind="cosine")
 
 
 def _loss(model, ids: torch.Tensor, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +189,7 @@ def _eval_loss(model, rows: torch.Tensor) -> float:
 
 
 def _probe(model, probe_ids: torch.Tensor, step: int, loss: float, diag) -> StepRecord:
-    from ..models import wrap
+    from workbench.models import wrap
 
     lm = wrap(model)
     with torch.no_grad():

@@ -131,6 +131,15 @@ class LoadedModel:
 
         return Hooks(self)
 
+    def require_tokenizer(self, what: str) -> Any:
+        """The tokenizer, or a one-line WorkbenchError saying that ``what`` needs one."""
+        if self.tokenizer is None:
+            raise WorkbenchError(
+                f"{what} needs a tokenizer, and this model was loaded without one; load the folder with "
+                "wb.load(path) (it reads the tokenizer beside the weights) or wrap(model, tokenizer)"
+            )
+        return self.tokenizer
+
     def to_transformer_lens(self, *, compatibility: bool = True) -> Any:
         """A TransformerLens ``TransformerBridge`` over these weights (shared, not copied); see
         :mod:`workbench.models.transformer_lens` for the canonical site -> hook name table."""

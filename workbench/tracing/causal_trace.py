@@ -78,6 +78,7 @@ def causal_trace(
     cfg = make_config(TraceConfig, config, overrides)
     if cfg.window is None:
         cfg = dataclasses.replace(cfg, window=default_window(lm.n_layers))
+    lm.require_tokenizer("causal tracing (facts are text)")
     facts = [as_fact(f, i) for i, f in enumerate(facts)]
     if not facts:
         raise WorkbenchError("no facts to trace; give at least one {prompt, subject} fact")

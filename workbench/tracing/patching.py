@@ -79,7 +79,8 @@ class PatchInputs:
 
 def _ids(lm: Any, prompt: str | Sequence[int] | torch.Tensor) -> torch.Tensor:
     if isinstance(prompt, str):
-        return torch.tensor([lm.tokenizer(prompt)["input_ids"]], device=lm.device)
+        tokenizer = lm.require_tokenizer("patching a text prompt (or pass token ids)")
+        return torch.tensor([tokenizer(prompt)["input_ids"]], device=lm.device)
     t = torch.as_tensor(prompt, device=lm.device, dtype=torch.long)
     return t.view(1, -1)
 
@@ -87,7 +88,9 @@ def _ids(lm: Any, prompt: str | Sequence[int] | torch.Tensor) -> torch.Tensor:
 def _answer_id(lm: Any, a: str | int) -> int:
     if isinstance(a, int):
         return a
-    ids = lm.tokenizer(a, add_special_tokens=False)["input_ids"]
+    ids = lm.require_tokenizer("a text answer (or pass its token id)")(a, add_special_tokens=False)[
+        "input_ids"
+    ]
     if not ids:
         raise WorkbenchError(f"answer {a!r} tokenizes to nothing; give a token string such as ' Paris'")
     return int(ids[0])

@@ -10,23 +10,28 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("organism", help="build or inspect the embedded model organism")
     osub = p.add_subparsers(dest="organism_command", metavar="ACTION", required=True)
     b = osub.add_parser("build", help="build (or reuse the cached) organism and print its scorecard")
-    b.add_argument(
-        "--preset", default="default", help="a preset of workbench.organism.PRESETS (default: default)"
-    )
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--out", default=None, help="also place the finished folder here")
-    b.add_argument("--force", action="store_true", help="rebuild even when cached")
     b.set_defaults(func=_build)
+    p.set_defaults(_build_parser=b)
     i = osub.add_parser("info", help="print an organism folder's config and scorecard")
     i.add_argument("path")
     i.set_defaults(func=_info)
     return p
 
 
-def _build(args: argparse.Namespace) -> int:
-    from ..organism import build
+def configure(p: argparse.ArgumentParser) -> None:
+    """The ``build`` flags: the fields of :class:`~workbench.organism.build.BuildRun`."""
+    from ..config import add_config_arguments
+    from ..organism.build import BuildRun
 
-    org = build(args.preset, seed=args.seed, out=args.out, force=args.force)
+    add_config_arguments(p.get_default("_build_parser"), BuildRun)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..config import config_from_args
+    from ..organism.build import BuildRun, build
+
+    cfg = config_from_args(BuildRun, args)
+    org = build(cfg.preset, seed=cfg.seed, out=cfg.out, force=cfg.force)
     print(org.path)
     print(org.card.table())
     return 0

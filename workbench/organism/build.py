@@ -11,6 +11,7 @@ model folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -184,12 +185,26 @@ def _place(source: Path, out: Path, key: str, force: bool) -> Path:
     return out
 
 
+@dataclasses.dataclass
+class BuildRun:
+    """``workbench organism build``: build (or reuse the cached) organism and print its scorecard."""
+
+    preset: str = "default"
+    """a preset of workbench.organism.PRESETS (tiny: tests, about a minute; default: the embedded default)"""
+    seed: int = 0
+    """the world's and the training's seed"""
+    out: str | None = None
+    """also place the finished folder here"""
+    force: bool = False
+    """rebuild even when cached (and replace an organism already at out)"""
+
+
 def build(
-    preset: str = "default",
+    preset: str = BuildRun.preset,
     *,
-    seed: int = 0,
+    seed: int = BuildRun.seed,
     out: str | Path | None = None,
-    force: bool = False,
+    force: bool = BuildRun.force,
     progress: bool = True,
 ) -> Organism:
     """Build the organism of ``preset`` and ``seed``, or reuse the cached one; optionally copy it to ``out``.

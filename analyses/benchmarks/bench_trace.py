@@ -1,17 +1,17 @@
 """Benchmark: batched causal tracing and patching against the one-forward-per-cell baselines.
 
     python analyses/benchmarks/bench_trace.py [--preset default|tiny] [--model DIR] [--facts 2]
-        [--samples 10] [--windows 10,1] [--threads N] [--repeat 1] [--no-patch]
+        [--samples 10] [--windows 10,default] [--threads N] [--repeat 1] [--no-patch]
 
 1. The full 3-kind grid (hidden, mlp, attn) of ``--facts`` facts at each window of ``--windows`` (ROME's
-   10 and the pipeline's 1), three ways in the same run: ROME's loop (one forward of ``samples + 1``
+   10, and the depth-scaled default ``default_window``: 1 on 6 layers), three ways in the same run: ROME's loop (one forward of ``samples + 1``
    rows per cell), the batched trace with prefix reuse only, and the batched trace that also starts
    every cell at its first restored block from the cached corrupted run (``resume_layers``, the
    default); wall and CPU seconds, speed-ups over the loop, max abs difference against it. The floor:
    the FLOPs every needed cell truly needs (blocks from the restored one on, tokens from the restored
    one on, plus the fact's baseline run) at the rate of plain dense forwards of the same model, in CPU
-   seconds; "this plan" counts what the layer-skipping trace computes (hidden cells start one block
-   later, the last block computes keys only before the last token), which is below that floor.
+   seconds; "this plan" counts what the layer-skipping trace computes (hidden and mlp cells start one
+   block later, the last block computes keys only before the last token), which is below that floor.
 2. The resid_pre patching grid of one prompt pair: ``workbench.patch`` against TransformerLens's
    ``get_act_patch_resid_pre`` on a ``TransformerBridge`` of the same weights.
 
@@ -157,15 +157,17 @@ def forward_flops(lm, rows: int, T: int, start: int, first: int, last_keys_only:
 def flop_counts(lm, T: int, s0: int, samples: int, window: int) -> dict[str, float]:
     """Per fact: ROME's loop; the floor of the issue (the baseline run, and every cell that needs a
     forward from its restored layer and token on); and this trace's plan (hidden cells from block l+1,
-    the last block's keys only before the last token)."""
-    from workbench.tracing.restore import unique_cells
+    mlp cells from the block after their window's first, the last block's keys only before the last
+    token)."""
+    from workbench.tracing.restore import unique_cells, window_layers
 
     L, S, K = lm.n_layers, samples, len(KINDS)
     work, _ = unique_cells(list(KINDS), T, L, s0, window)
     base = forward_flops(lm, S + 1, T, 0, 0)
     floor = plan = base
     for t, k, layer, first in work.tolist():
-        floor += forward_flops(lm, S, T, t, layer if KINDS[k] == "hidden" else first)
+        restored = layer if KINDS[k] == "hidden" else window_layers(layer, window, L).start
+        floor += forward_flops(lm, S, T, t, restored)
         plan += forward_flops(lm, S, T, t, first, last_keys_only=True)
     return {"loop": K * T * L * forward_flops(lm, S + 1, T, 0, 0), "floor": floor, "plan": plan}
 
@@ -300,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--facts", type=int, default=2)
     p.add_argument("--samples", type=int, default=10)
     p.add_argument(
-        "--windows", default="10,1", help="mlp/attn windows to trace (ROME's 10, the pipeline's 1)"
+        "--windows",
+        default="10,default",
+        help="mlp/attn windows to trace: ROME's 10 and the depth-scaled default (1 on 6 layers)",
     )
     p.add_argument("--max-batch-tokens", type=int, default=16384)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -310,12 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from workbench.models import load
+    from workbench.tracing.result import default_window
 
     folder, what = (args.model, args.model) if args.model else find_model(args.preset)
     lm = load(folder)
     print(f"model: {what} ({lm.n_layers} layers, d={lm.d_model}); torch threads {torch.get_num_threads()}")
     facts = load_facts(folder, args.facts)
-    for window in (int(w) for w in args.windows.split(",")):
+    for w in args.windows.split(","):
+        window = default_window(lm.n_layers) if w == "default" else int(w)
         bench_trace(lm, facts, args.samples, window, args.max_batch_tokens, args.repeat)
     if not args.no_patch:
         bench_patch(lm, folder, load_facts(folder, 100))

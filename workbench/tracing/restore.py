@@ -131,13 +131,17 @@ def _chunk_restores(
     window: int,
     n_layers: int,
     resume: Resumer | None = None,
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict[int, tuple[torch.Tensor, torch.Tensor]]]:
     """Paired (row, position) restorations per site for the cells of one chunk (cell c owns rows 1+c*S..).
 
-    With ``resume``, a hidden cell of layer l < L-1 restores the input of block l+1 (the same tensor as
-    block l's output; its forward starts at block l+1, block l being the corrupted run's).
+    With ``resume``, the first restored block of a cell is skipped where the restoration can be written
+    into the next block's input instead: a hidden cell of layer l < L-1 restores the input of block l+1
+    (the same tensor as block l's output); an mlp cell whose window starts at block a < L-1 gets, in the
+    input of block a+1, the clean minus the corrupted mlp output of block a (second dict: block a ->
+    (rows, positions); the residual after block a is its mid-block state plus its mlp output, and
+    nothing else in block a changes). Its forward then starts at block l+1 or a+1.
     """
-    out = {}
+    out, jumps = {}, {}
     offs = torch.arange(samples)
     lo = (lay - window // 2).clamp(min=0)
     hi = (lay - (-window // 2)).clamp(max=n_layers)
@@ -147,14 +151,21 @@ def _chunk_restores(
                 sel = (kind_idx == k) & (lay == layer)
             else:
                 sel = (kind_idx == k) & (lo <= layer) & (layer < hi)
+            skip = resume is not None and layer < n_layers - 1 and kind in ("hidden", "mlp")
+            if skip and kind == "mlp":
+                jump = (sel & (lo == layer)).nonzero(as_tuple=True)[0]
+                if len(jump):
+                    jumps[layer] = (
+                        (1 + jump[:, None] * samples + offs).reshape(-1),
+                        tok[jump].repeat_interleave(samples),
+                    )
+                sel = sel & (lo != layer)
             idx = sel.nonzero(as_tuple=True)[0]
             if len(idx):
                 rows = (1 + idx[:, None] * samples + offs).reshape(-1)
-                site = _site(kind, layer)
-                if kind == "hidden" and resume is not None and layer < n_layers - 1:
-                    site = resume.block_input_site(layer + 1)
+                site = resume.block_input_site(layer + 1) if skip and kind == "hidden" else _site(kind, layer)
                 out[site] = (rows, tok[idx].repeat_interleave(samples))
-    return out
+    return out, jumps
 
 
 def prefix_reusable(lm: Any) -> bool:
@@ -183,6 +194,8 @@ class FactBaseline:
     """per block, keys and values of every row (for prefix reuse)"""
     states: list[torch.Tensor] | None = None
     """per block, its input for every row (for starting a cell's forward at its first restored block)"""
+    mlp: list[torch.Tensor] | None = None
+    """per block, its mlp output for every row (mlp cells start one block after their window's first)"""
 
 
 def fact_baseline(
@@ -201,13 +214,18 @@ def fact_baseline(
     noise = noise.to(device=lm.device, dtype=lm.dtype)
     resume = resumer(lm) if resume_layers else None
     keep_cache = reuse_prefix and prefix_reusable(lm)
-    sites = [resume.block_input_site(layer) for layer in range(lm.n_layers)] if resume else []
-    out = _run(lm, ids, span, noise, noise.shape[0] + 1, {}, keep_cache=keep_cache, keep_inputs=sites)
-    probs, cache, states = out if (keep_cache or sites) else (out, None, None)
-    answer = int(probs[0].argmax())
-    base = FactBaseline(
-        answer, float(probs[0, answer]), float(probs[1:, answer].mean()), states=states or None
+    L = lm.n_layers
+    sites = (
+        [resume.block_input_site(i) for i in range(L)] + [f"layers.{i}.mlp" for i in range(L)]
+        if resume
+        else []
     )
+    out = _run(lm, ids, span, noise, noise.shape[0] + 1, {}, keep_cache=keep_cache, keep_inputs=sites)
+    probs, cache, kept = out if (keep_cache or sites) else (out, None, [])
+    answer = int(probs[0].argmax())
+    base = FactBaseline(answer, float(probs[0, answer]), float(probs[1:, answer].mean()))
+    if kept:
+        base.states, base.mlp = kept[:L], kept[L:]
     if cache is not None:
         base.kv = [(layer.keys, layer.values) for layer in cache.layers]
     return base
@@ -222,9 +240,10 @@ def unique_cells(kinds: list[str], T: int, L: int, s0: int, window: int) -> tupl
     reads it, the output reads the last token). For the same reason the last layer of an mlp/attn window
     at a token other than the last changes nothing, and cells whose windows then coincide (a window
     wider than a small model) restore the same states, so one forward serves them all. Work rows are
-    ``(token, kind, layer, first)``, ``first`` the first block whose computation the cell changes
-    (hidden: block l+1, which reads the restored state, or the last block; mlp/attn: the window's first
-    block): the blocks below it are the corrupted run's.
+    ``(token, kind, layer, first)``, ``first`` the first block a layer-skipping forward runs: the blocks
+    below it are the corrupted run's (hidden: block l+1, which reads the restored state; mlp: the block
+    after the window's first, see :func:`_chunk_restores`; attn: the window's first block; never past
+    the last block).
     """
     work, index, seen = [], torch.full((T, len(kinds), L), -1, dtype=torch.long), {}
     for t in range(s0, T):
@@ -238,7 +257,7 @@ def unique_cells(kinds: list[str], T: int, L: int, s0: int, window: int) -> tupl
                 key = (t, k, layer) if kind == "hidden" else (t, k, w.start, w.stop)
                 if key not in seen:
                     seen[key] = len(work)
-                    first = min(layer + 1, L - 1) if kind == "hidden" else w.start
+                    first = min((layer if kind == "hidden" else w.start) + (kind != "attn"), L - 1)
                     work.append((t, k, layer, first))
                 index[t, k, layer] = seen[key]
     return torch.tensor(work, dtype=torch.long).view(-1, 4), index
@@ -318,10 +337,16 @@ def _chunk_forward(
     n = len(k)
     start = int(t[0]) if reuse else 0
     src = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(1, S + 1).repeat(n)])
-    restores = _chunk_restores(kinds, k, t - start, l, S, window, L, resume)
+    restores, jumps = _chunk_restores(kinds, k, t - start, l, S, window, L, resume)
     if resume is not None:
         first_row = torch.cat([first[:1], first.repeat_interleave(S)])  # row 0 runs from the lowest block
-        return _probs(run_from(resume, kept.states, src, first_row, restores, start=start, kv=kept.kv))
+        adds = {}
+        for block, (rows, pos) in jumps.items():
+            mlp, at = kept.mlp[block], pos.to(kept.mlp[block].device) + start
+            delta = mlp[0, at] - mlp[src[rows].to(mlp.device), at]  # clean minus corrupted mlp output
+            adds[resume.block_input_site(block + 1)] = (rows, pos, delta)
+        logits = run_from(resume, kept.states, src, first_row, restores, start=start, kv=kept.kv, adds=adds)
+        return _probs(logits)
     past = None
     if start > 0:
         rows = src.to(lm.device)

@@ -3,9 +3,12 @@
 A causal-trace cell leaves every block below its first restored one untouched: their states are those
 of the fact's corrupted run, the same for every cell. So a cell's forward can start at that block from
 the corrupted run's input of it, cached once per fact (the baseline forward), instead of at the
-embeddings. The first block a cell changes is, for an mlp/attn cell, the window's first block; for a
-hidden cell of layer l, block l+1 (block l itself computes the corrupted states, then its output at the
-token is replaced by the clean one, which is the same as restoring block l+1's input there).
+embeddings. An attn cell starts at its window's first block. A hidden cell of layer l starts at block
+l+1: block l computes the corrupted states, then its output at the token is replaced by the clean one,
+which is the same as restoring block l+1's input there. An mlp cell whose window starts at block a
+starts at block a+1 too: block a's output is its mid-block residual plus its mlp output, so restoring
+the mlp output at the token adds (clean - corrupted mlp output) to block a+1's input there
+(:func:`workbench.tracing.restore._chunk_restores` builds those writes).
 
 :func:`run_from` does that with the model's own modules: the decoder blocks, the rotary table, the causal
 mask (``transformers.masking_utils.create_causal_mask``, as the model's forward builds it) and HF's
@@ -113,27 +116,34 @@ def _cache_class() -> type:
     return _Cache
 
 
-def _split(
-    r: Resumer, restores: dict[str, tuple[torch.Tensor, torch.Tensor]], last_pos: int
-) -> tuple[dict, dict]:
-    """Restorations for blocks ``..L-2`` (and the last block's keys), and the last block's at ``last_pos``.
+def _split(r: Resumer, writes: dict[str, tuple], last_pos: int) -> tuple[dict, dict]:
+    """Writes ``site -> (rows, positions, *values)`` for blocks ``..L-2`` (and the last block's keys),
+    and the last block's at ``last_pos``.
 
     The last block runs twice: keys/values of the earlier positions, then the full block at the last
-    position only (index 0 there), so its restorations are split by position.
+    position only (index 0 there), so its writes are split by position.
     """
     L = len(r.blocks)
     last_sites = {f"layers.{L - 1}", f"layers.{L - 1}.mlp", f"layers.{L - 1}.attn", r.block_input_site(L - 1)}
     body, tail = {}, {}
-    for site, (rows, pos) in restores.items():
+    for site, (rows, pos, *values) in writes.items():
         if site not in last_sites:
-            body[site] = (rows, pos)
+            body[site] = (rows, pos, *values)
             continue
         early, at_last = pos < last_pos, pos == last_pos
         if bool(early.any()):
-            body[site] = (rows[early], pos[early])
+            body[site] = (rows[early], pos[early], *(v[early] for v in values))
         if bool(at_last.any()):
-            tail[site] = (rows[at_last], torch.zeros_like(pos[at_last]))
+            tail[site] = (rows[at_last], torch.zeros_like(pos[at_last]), *(v[at_last] for v in values))
     return body, tail
+
+
+def _write(hk: Any, patches: dict[str, tuple], adds: dict[str, tuple]) -> None:
+    """Register restorations from row 0 (``patches``) and additions of given values (``adds``)."""
+    for site, (rows, pos) in patches.items():
+        hk.patch(site, source_row=0, cells=(rows, pos))
+    for site, (rows, pos, values) in adds.items():
+        hk.add(site, values, cells=(rows, pos))
 
 
 def run_from(
@@ -145,6 +155,7 @@ def run_from(
     *,
     start: int = 0,
     kv: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    adds: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """Last-position logits of rows that each start at their own block, from cached block inputs.
 
@@ -152,30 +163,22 @@ def run_from(
     row ``src[i]`` and starts at block ``first[i]`` (non-decreasing). With ``kv`` (per block, keys and
     values ``[R, heads, T, d_head]`` of the cached run) only tokens ``start..`` run and attend to the
     cached keys of tokens ``< start``. ``restores`` maps sites to paired ``(rows, positions)`` patched
-    from row 0 (positions count from ``start``). The last block computes only what the last position's
-    output reads: the keys and values of the other positions, then the full block at the last one.
+    from row 0 (positions count from ``start``); ``adds`` maps sites to ``(rows, positions, values)``
+    added there. The last block computes only what the last position's output reads: the keys and
+    values of the other positions, then the full block at the last one.
     """
     L, T, lm = len(r.blocks), states[0].shape[1], r.lm
     counts = torch.searchsorted(first.cpu(), torch.arange(L), right=True).tolist()  # rows running at l
     lo, src = int(first[0]), src.to(states[0].device)
-    positions = torch.arange(start, T, device=states[0].device)[None]
-    data = None
-    if start > 0:
-        if kv is None:
-            raise ValueError("start > 0 needs the cached keys and values of the tokens before it")
-        rows = [src[: max(counts[layer], 1)] for layer in range(L)]  # blocks below `lo` keep one row
-        data = [(k[i, :, :start], v[i, :, :start]) for i, (k, v) in zip(rows, kv)]
-    cache = _cache_class()(ddp_cache_data=data)
-    like = states[lo][:1, start:]
-    kw: dict[str, Any] = {"attention_mask": _mask(r, like, cache, positions), "position_ids": positions}
-    if r.rotary is not None:
-        kw["position_embeddings"] = r.rotary(like, positions)
-    kw[r.cache_kw], kw["use_cache"] = cache, True
+    if start > 0 and kv is None:
+        raise ValueError("start > 0 needs the cached keys and values of the tokens before it")
+    rows = [src[: max(counts[layer], 1)] for layer in range(L)]  # blocks below `lo` keep one row
+    cache, kw = _block_kwargs(r, states[lo][:1, start:], start, kv, rows)
     body, tail = _split(r, restores, T - 1 - start)
+    body_adds, tail_adds = _split(r, adds or {}, T - 1 - start)
     h, done = None, 0
     with lm.hooks() as hk, torch.no_grad():
-        for site, cells in body.items():
-            hk.patch(site, source_row=0, cells=cells)
+        _write(hk, body, body_adds)
         for layer in range(lo, L):
             if counts[layer] > done:
                 new = states[layer][src[done : counts[layer]], start:]
@@ -192,11 +195,23 @@ def run_from(
                     pass
                 cache.stop = None
     with lm.hooks() as hk, torch.no_grad():
-        for site, cells in tail.items():
-            hk.patch(site, source_row=0, cells=cells)
+        _write(hk, tail, tail_adds)
         out = r.blocks[L - 1](h[:, -1:], **_last_of(kw))
         h = out[0] if isinstance(out, tuple) else out
         return r.head(r.norm(h))[:, -1]
+
+
+def _block_kwargs(r: Resumer, like: torch.Tensor, start: int, kv: Any, rows: list) -> tuple[Any, dict]:
+    """The cache (keys/values of tokens ``< start`` for the given rows of each block) and the block
+    arguments (mask, positions, rotary table) for queries at tokens ``start..``."""
+    data = [(k[i, :, :start], v[i, :, :start]) for i, (k, v) in zip(rows, kv)] if start > 0 else None
+    cache = _cache_class()(ddp_cache_data=data)
+    positions = torch.arange(start, start + like.shape[1], device=like.device)[None]
+    kw: dict[str, Any] = {"attention_mask": _mask(r, like, cache, positions), "position_ids": positions}
+    if r.rotary is not None:
+        kw["position_embeddings"] = r.rotary(like, positions)
+    kw[r.cache_kw], kw["use_cache"] = cache, True
+    return cache, kw
 
 
 def _head_of(kw: dict[str, Any], stop: int) -> dict[str, Any]:

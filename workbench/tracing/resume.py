@@ -132,9 +132,10 @@ def _split(r: Resumer, writes: dict[str, tuple], last_pos: int) -> tuple[dict, d
             continue
         early, at_last = pos < last_pos, pos == last_pos
         if bool(early.any()):
-            body[site] = (rows[early], pos[early], *(v[early] for v in values))
+            body[site] = (rows[early], pos[early], *(v[early.to(v.device)] for v in values))
         if bool(at_last.any()):
-            tail[site] = (rows[at_last], torch.zeros_like(pos[at_last]), *(v[at_last] for v in values))
+            last = (v[at_last.to(v.device)] for v in values)
+            tail[site] = (rows[at_last], torch.zeros_like(pos[at_last]), *last)
     return body, tail
 
 

@@ -87,8 +87,12 @@ def _shell(path: str) -> torch.nn.Module:
         return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
 
 
-def load_quantized(path: str, method: str, opts: Any) -> tuple[Any, QuantInfo]:
-    """Load a model folder with bitsandbytes quantization; returns (LoadedModel, QuantInfo)."""
+def load_quantized(path: str, method: str, opts: Any, dtype: Any = None) -> tuple[Any, QuantInfo]:
+    """Load a model folder with bitsandbytes quantization; returns (LoadedModel, QuantInfo).
+
+    ``dtype`` is the dtype of the weights that stay unquantized (embeddings, norms, the output layer,
+    anything that is not an ``nn.Linear``); default: :func:`workbench.load`'s (float32 on the CPU).
+    """
     import warnings
 
     from ..models import load
@@ -97,20 +101,35 @@ def load_quantized(path: str, method: str, opts: Any) -> tuple[Any, QuantInfo]:
     check_shapes(shell, method, opts.device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        qlm = load(path, quantization_config=bnb_config(method, opts), device_map=opts.device)
+        qlm = load(path, dtype=dtype, quantization_config=bnb_config(method, opts), device_map=opts.device)
+    quantized = {
+        n: m
+        for n, m in quantizable_linears(qlm.model).items()
+        if type(m).__name__ in ("Linear4bit", "Linear8bitLt")
+    }
+    _warn_coverage(method, quantized, shell)
     info = QuantInfo(
         method=method,
         options=dataclasses.asdict(opts),
         fp_bytes=param_bytes(shell),
         stored_bytes=param_bytes(qlm.model),
         packed_bytes=param_bytes(qlm.model),
-        quantized_layers=[
-            n
-            for n, m in quantizable_linears(qlm.model).items()
-            if type(m).__name__ in ("Linear4bit", "Linear8bitLt")
-        ],
+        quantized_layers=list(quantized),
     )
     return qlm, info
+
+
+def _warn_coverage(method: str, quantized: dict[str, Any], shell: torch.nn.Module) -> None:
+    """Warn when bitsandbytes leaves most weights unquantized (it replaces ``nn.Linear`` modules only)."""
+    covered = sum(m.in_features * m.out_features for m in quantized.values())
+    total = sum(p.numel() for p in shell.parameters())
+    if total and covered / total < 0.5:
+        log.warning(
+            "%s quantized only %.0f%% of the weights: bitsandbytes replaces nn.Linear modules, and the "
+            "rest (e.g. fused MoE expert tensors, embeddings, the output layer) stays in full precision",
+            method,
+            100 * covered / total,
+        )
 
 
 def _in_memory(lm: Any, opts: Any, method: str) -> tuple[Any, QuantInfo]:
@@ -123,7 +142,7 @@ def _in_memory(lm: Any, opts: Any, method: str) -> tuple[Any, QuantInfo]:
         lm.model.save_pretrained(tmp, safe_serialization=True)
         if lm.tokenizer is not None:
             lm.tokenizer.save_pretrained(tmp)
-        qlm, info = load_quantized(tmp, method, opts)
+        qlm, info = load_quantized(tmp, method, opts, dtype=lm.dtype)  # keep the model's own dtype
     qlm.spec = lm.spec
     if lm.tokenizer is not None:
         qlm.tokenizer = lm.tokenizer

@@ -41,7 +41,8 @@ _LAZY = {
     "evaluation": "workbench.evaluation",
     "unlearning": "workbench.unlearning",
     "quantization": "workbench.quantization",
-    "pipeline": "workbench.pipeline:run_pipeline",
+    "run_pipeline": "workbench.pipeline:run_pipeline",
+    "pipeline": "workbench.pipeline",
 }
 
 __all__ = sorted(_LAZY)

@@ -46,6 +46,21 @@ def test_quick_pipeline_writes_every_stage_and_a_report(quick_run):
     assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
 
 
+def test_each_method_trains_what_its_objective_chooses(quick_run):
+    import yaml
+
+    out, results = quick_run
+    layers = results["select"].summary["layers"]
+    cfg = {
+        m: yaml.safe_load((out / "unlearn" / m / "config.yaml").read_text())
+        for m in ("constrained", "rmu", "npo")
+    }
+    assert cfg["constrained"]["select"]["layers"] == layers and cfg["constrained"]["train"]["keep_best"]
+    assert cfg["rmu"]["select"]["kind"] == "mlp.down" and cfg["rmu"]["params"]["layer"] == max(layers)
+    assert cfg["npo"]["select"] == {**cfg["npo"]["select"], "layers": "all", "kind": "*"}
+    assert not cfg["npo"]["train"]["keep_best"] and cfg["npo"]["train"]["max_steps"] == 20
+
+
 def test_rerun_skips_unchanged_stages_and_reruns_downstream_of_a_change(quick_run):
     out, again = quick_run
     assert all(r.skipped for r in again.values())
@@ -64,11 +79,14 @@ def test_report_renders_in_chromium(quick_run, tmp_path, render_in_chromium):
 
 def test_bad_configs_are_one_line_errors(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("unlearn:\n  steps: [\n")
+    bad.write_text("unlearn:\n  train: [\n")
     assert main(["pipeline", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "malformed YAML" in capsys.readouterr().err
-    bad.write_text("unlearn:\n  stepz: 3\n")
+    assert "malformed YAML" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    bad.write_text("unlearn:\n  train:\n    stepz: 3\n")
     with pytest.raises(WorkbenchError, match="unknown key.*stepz"):
+        resolve_config(bad)
+    bad.write_text("unlearn:\n  steps: 3\n")
+    with pytest.raises(WorkbenchError, match="unlearn.steps is now unlearn.train.max_steps"):
         resolve_config(bad)
     with pytest.raises(WorkbenchError, match="unknown unlearning method"):
         resolve_config(None, ["unlearn.methods=[forget_everything]"])

@@ -1,12 +1,13 @@
-"""The stage runner (skip when unchanged, named failures that keep earlier output) and the HTML builder."""
+"""The pipeline's stage runner (skip when unchanged, named failures that keep earlier output) and the HTML builder."""
 
 from __future__ import annotations
 
 import pytest
 
 from workbench.errors import WorkbenchError
+from workbench.pipeline.runner import Stage, run_stages, stable_hash
 from workbench.reporting import Figure, Report, Section, Table
-from workbench.stages import Stage, run_stages
+from workbench.reporting.plots import save_figure, subplots
 
 
 def test_stages_skip_when_unchanged_and_rerun_downstream(tmp_path):
@@ -31,6 +32,11 @@ def test_stages_skip_when_unchanged_and_rerun_downstream(tmp_path):
     assert calls == ["a", "b", "a", "b"]
 
 
+def test_stable_hash_ignores_key_order_and_sees_values():
+    assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1})
+    assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+
+
 def test_failing_stage_is_named_and_earlier_output_kept(tmp_path):
     def ok(folder, res):
         (folder / "kept.txt").write_text("x")
@@ -45,14 +51,9 @@ def test_failing_stage_is_named_and_earlier_output_kept(tmp_path):
 
 
 def test_report_embeds_figures_and_formats_tables(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    fig.savefig(tmp_path / "p.png")
+    fig, ax = subplots()
+    ax[0][0].plot([0, 1], [1, 0])
+    save_figure(fig, tmp_path / "p.png")
     rep = Report(
         "T",
         "lead",
@@ -74,14 +75,9 @@ def test_report_embeds_figures_and_formats_tables(tmp_path):
 
 
 def test_report_renders_in_headless_chromium(tmp_path, render_in_chromium):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    ax.imshow([[0, 1], [1, 0]])
-    fig.savefig(tmp_path / "p.png")
+    fig, ax = subplots()
+    ax[0][0].imshow([[0, 1], [1, 0]])
+    save_figure(fig, tmp_path / "p.png")
     Report("T", "lead", [Section("S", [Table([{"a": 1.0}]), Figure(tmp_path / "p.png", "c")])]).write(
         tmp_path / "r.html"
     )

@@ -65,6 +65,23 @@ class Objective:
     name: ClassVar[str] = "?"
     params_cls: ClassVar[type]
     needs_reference: ClassVar[bool] = False
+    keep_best: ClassVar[bool] = False
+    """Whether a job that runs several methods on one budget (the pipeline) keeps this method's best
+    checkpoint by validation joint loss (``train.keep_best``) rather than its last weights."""
+
+    @classmethod
+    def default_select(cls, traced_layers: list[int], kind: str) -> dict[str, Any]:
+        """The ``select`` section this method trains when a job picks for it from a causal trace.
+
+        ``traced_layers`` are the layers the trace chose and ``kind`` the module filter asked for. The
+        default is every parameter, as the baselines are published.
+        """
+        return {"layers": "all", "kind": "*"}
+
+    @classmethod
+    def default_params(cls, traced_layers: list[int]) -> dict[str, Any]:
+        """Parameters derived from the traced layers, under the user's own ``params`` (default: none)."""
+        return {}
 
     def __init__(self, params: Any, lm: Any, *, seed: int = 0):
         self.params = params

@@ -82,6 +82,12 @@ class Constrained(Objective):
     """-CE_forget (clipped) + m * CE_retain with the adaptive m."""
 
     params_cls = ConstrainedParams
+    keep_best = True  # the seed keeps the checkpoint with the best validation joint loss
+
+    @classmethod
+    def default_select(cls, traced_layers: list[int], kind: str) -> dict:
+        """The traced layers themselves, with the requested module filter: the layer constraint."""
+        return {"layers": list(traced_layers), "kind": kind}
 
     def __init__(self, params: ConstrainedParams, lm, *, seed: int = 0):
         super().__init__(params, lm, seed=seed)

@@ -44,6 +44,18 @@ class RMU(Objective):
     params_cls = RMUParams
     needs_reference = True
 
+    @classmethod
+    def default_select(cls, traced_layers: list[int], kind: str) -> dict:
+        """The MLP down projections of the strongest traced layer and the two below it (WMDP's
+        ``layer_ids=[5, 6, 7]`` around ``layer_id=7``); ``kind`` is not used."""
+        top = max(traced_layers)
+        return {"layers": list(range(max(0, top - 2), top + 1)), "kind": "mlp.down"}
+
+    @classmethod
+    def default_params(cls, traced_layers: list[int]) -> dict:
+        """Read the residual stream after the strongest traced layer."""
+        return {"layer": max(traced_layers)}
+
     def __init__(self, params: RMUParams, lm, *, seed: int = 0):
         super().__init__(params, lm, seed=seed)
         self.layer = params.layer

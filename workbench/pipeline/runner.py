@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkbenchError
-from .io import _jsonable, read_json, write_json
+from ..errors import WorkbenchError
+from ..io import _jsonable, read_json, write_json
 
 log = logging.getLogger(__name__)
 

@@ -89,11 +89,34 @@ def from_dict(cls: type[T], data: dict, *, where: str = "") -> T:
         raise WorkbenchError(
             f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(sorted(fields))}"
         )
+    data = {k: _with_nested_default(fields[k], v) for k, v in data.items()}
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as e:
         raise WorkbenchError(f"{where or 'config'}: {e}") from None
+    except WorkbenchError as e:  # a nested section's own validation: name the section
+        if where and not str(e).startswith(where):
+            raise WorkbenchError(f"{where}: {e}") from None
+        raise
+
+
+def _with_nested_default(f: dataclasses.Field, value: Any) -> Any:
+    """A mapping given for a nested section starts from that field's own default instance, so that a
+    parent's ``default_factory=lambda: Section(x=1)`` keeps ``x=1`` when other keys are set."""
+    if not isinstance(value, dict) or f.default_factory is dataclasses.MISSING:
+        return value
+    default = f.default_factory()
+    if not dataclasses.is_dataclass(default) or isinstance(default, type):
+        return value
+    base = {g.name: getattr(default, g.name) for g in dataclasses.fields(default) if g.init}
+    for k, v in value.items():
+        base[k] = (
+            _with_nested_default(next(g for g in dataclasses.fields(default) if g.name == k), v)
+            if k in base
+            else v
+        )
+    return {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in base.items()}
 
 
 def make_config(cls: type[T], config: T | None = None, overrides: dict | None = None) -> T:
@@ -300,12 +323,14 @@ def add_config_arguments(parser: Any, cls: type, *, prefix: str = "", skip: tupl
     Defaults are not copied into the parser (a flag left out keeps the dataclass default), so every
     default lives in one place. Lists take several values or a comma-separated one, booleans take
     ``--flag/--no-flag``, ``Literal`` fields list their choices, mappings take YAML (``'{beta: 0.1}'``).
-    Required fields come first. Nested dataclass fields become ``--field.sub`` flags. Read the result
-    back with :func:`config_from_args`.
+    Required fields come first. Nested dataclass fields become ``--field.sub`` flags; ``skip`` names
+    fields to leave out, nested ones by their dotted name. Read the result back with :func:`config_from_args`.
     """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    fields = [f for f in dataclasses.fields(cls) if f.init and f.name not in skip]
+    fields = [
+        f for f in dataclasses.fields(cls) if f.init and f.name not in skip and prefix + f.name not in skip
+    ]
 
     def has_default(f: dataclasses.Field) -> bool:
         return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
@@ -313,7 +338,7 @@ def add_config_arguments(parser: Any, cls: type, *, prefix: str = "", skip: tupl
     for f in sorted(fields, key=has_default):
         tp, _ = _unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp):
-            add_config_arguments(parser, tp, prefix=prefix + f.name + ".")
+            add_config_arguments(parser, tp, prefix=prefix + f.name + ".", skip=skip)
             continue
         required = not has_default(f)
         help = docs.get(f.name, "") + ("" if required else _default_text(f))

@@ -36,7 +36,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     from ..config import add_config_arguments
     from ..pipeline.config import PipelineConfig
 
-    add_config_arguments(p, PipelineConfig)
+    add_config_arguments(
+        p, PipelineConfig, skip=("select.trace", "unlearn.data.path")
+    )  # filled in by the stages
 
 
 def _run(args: argparse.Namespace) -> int:

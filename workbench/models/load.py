@@ -107,8 +107,10 @@ class LoadedModel:
             raise err from None
 
     def _module_site(self, path: str, name: str, io: str = "output") -> SiteSpec:
-        if path not in dict(self.model.named_modules()):
-            raise unknown_site(name, self.adapter, self.n_layers)
+        try:  # a direct lookup (building the dict of every module was ~10% of a trace's CPU time)
+            self.model.get_submodule(path)
+        except AttributeError:
+            raise unknown_site(name, self.adapter, self.n_layers) from None
         return SiteSpec(name, path, io)
 
     def expand(self, pattern: str) -> list[str]:

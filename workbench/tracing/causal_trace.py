@@ -24,9 +24,14 @@ clipped windows coincide (a window wider than a small model).
 The window defaults to ROME's proportion of the depth (10 of GPT-2 XL's 48 layers, about a fifth:
 :func:`~workbench.tracing.result.default_window`), so that it never covers a small model whole; an
 explicit ``window`` wins.
-Not done: resuming from block l for the cells of layer l (the layers below are the same corrupted
-computation too). HF's forward cannot start at block l without re-implementing each family's forward
-(masks, rotary tables, caches), so every cell runs all layers of its suffix.
+Layer skipping (``resume_layers``): the states below a cell's first changed block are those of the
+fact's corrupted run, the same for every cell, so one baseline forward keeps every block's input (and
+every MLP output) and each cell's rows start at their first changed block: a hidden cell of layer l at
+block l+1 (its restoration written into that block's input), an mlp window starting at a at block a+1
+(the clean-minus-corrupted MLP output added to the next block's input), an attn window at block a, all
+through the hook engine; the last block computes keys and values only before the last token. Families
+or configs the block runner does not cover (sliding-window attention, other attention kernels) fall
+back to full forwards (:mod:`workbench.tracing.resume`). Both shortcuts are exact.
 """
 
 from __future__ import annotations
@@ -41,7 +46,14 @@ import torch
 from ..config import make_config
 from ..errors import WorkbenchError
 from .config import TraceConfig
-from .restore import baseline, last_logits, restored_grid, trace_with_patch, window_layers  # noqa: F401
+from .restore import (  # noqa: F401  (baseline, last_logits, trace_with_patch, window_layers re-exported)
+    baseline,
+    fact_baseline,
+    last_logits,
+    restored_grid,
+    trace_with_patch,
+    window_layers,
+)
 from .result import FactTrace, TraceResult, default_window
 from .subject import answer_token_ids, as_fact, embedding_std, encode_fact
 
@@ -102,7 +114,10 @@ def causal_trace(
         for i in mine:
             fact, (ids, span) = facts[i], encoded[i]
             eps = fact_noise(cfg.seed, i, cfg.samples, span[1] - span[0], lm.d_model) * (cfg.noise * sig)
-            answer, clean, corrupted = baseline(lm, ids, span, eps)
+            base = fact_baseline(
+                lm, ids, span, eps, reuse_prefix=cfg.reuse_prefix, resume_layers=cfg.resume_layers
+            )
+            answer, clean, corrupted = base.answer, base.clean, base.corrupted
             known = fact.answer is None or answer in answer_token_ids(lm.tokenizer, str(fact.answer))
             token = lm.tokenizer.decode([answer])
             if not known and not cfg.keep_unknown:
@@ -128,6 +143,8 @@ def causal_trace(
                 window=cfg.window,
                 max_batch_tokens=cfg.max_batch_tokens,
                 reuse_prefix=cfg.reuse_prefix,
+                resume_layers=cfg.resume_layers,
+                base=base,
                 bar=bar,
             )
             result.facts.append(

@@ -38,9 +38,13 @@ class TraceConfig:
     """trace facts whose clean prediction is not the expected answer (normally skipped)"""
     max_batch_tokens: int = 16384
     """memory budget: rows × prompt tokens per forward (with reuse_prefix the KV cache adds about
-    2 × layers × d_model values per token; lower this for large models on small GPUs)"""
+    2 × layers × d_model values per token, and resume_layers keeps 2 × layers × (samples + 1) × tokens ×
+    d_model activations per fact; lower this for large models on small GPUs)"""
     reuse_prefix: bool = True
     """share the corrupted run of the tokens before the restored one through the KV cache"""
+    resume_layers: bool = True
+    """start each cell's forward at its first changed block from the fact's cached corrupted run (exact;
+    off: every cell runs all blocks)"""
 
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS]

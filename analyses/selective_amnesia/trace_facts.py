@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import sys
 import warnings
@@ -77,14 +78,14 @@ def prompt_sets(folder: Path, which: list[str], lm) -> dict[str, list]:
 
 
 def signature(res) -> dict[str, float]:
-    """Issue 15's goal figures of one trace result."""
+    """Issue 15's goal figures of one trace result, and the same read at every subject bucket."""
     L = res.n_layers
+    third, half = max(1, -(-L // 3)), max(1, -(-L // 2))
     hid, _ = res.aie("hidden").row("last_subject")
     mlp, _ = res.aie("mlp").row("last_subject")
     mlp_last, _ = res.aie("mlp").row("last")
-    third, half = max(1, -(-L // 3)), max(1, -(-L // 2))
     peak = int(torch.argmax(mlp))
-    return {
+    out = {
         "hidden_last_subject_max_first_third": float(hid[:third].max()),
         "mlp_last_subject_peak": float(mlp[peak]),
         "mlp_last_subject_peak_layer": peak,
@@ -93,6 +94,20 @@ def signature(res) -> dict[str, float]:
         "goal_hidden": float(hid[:third].max() >= 0.2),
         "goal_mlp": float(mlp[peak] >= 0.1 and peak < half and mlp[peak] > mlp_last[peak]),
     }
+    # where the subject's early site is, when it is not at the last subject token
+    best = max(
+        ((b, int(i), float(res.aie("mlp").row(b)[0][i])) for b in BUCKETS[:3] for i in range(half)),
+        key=lambda x: -1.0 if math.isnan(x[2]) else x[2],
+    )
+    hidden_any = max(float(res.aie("hidden").row(b)[0][:third].nan_to_num(-1).max()) for b in BUCKETS[:3])
+    out.update(
+        subject_mlp_bucket=best[0],
+        subject_mlp_layer=best[1],
+        subject_mlp_peak=best[2],
+        subject_mlp_last_token_at_peak=float(mlp_last[best[1]]),
+        subject_hidden_max_first_third=hidden_any,
+    )
+    return out
 
 
 def plot_signature(results: dict, path: Path) -> None:
@@ -103,8 +118,8 @@ def plot_signature(results: dict, path: Path) -> None:
 
     names = list(results)
     kinds = ("hidden", "mlp", "attn")
-    fig = Figure(figsize=(3.4 * len(kinds) + 3.2, 2.4 * len(names) + 0.6))
-    grid = fig.add_gridspec(len(names), len(kinds) + 1, width_ratios=[1] * len(kinds) + [0.95])
+    fig = Figure(figsize=(3.4 * len(kinds) + 3.2, 2.9 * len(names) + 0.6))
+    grid = fig.add_gridspec(len(names), len(kinds) + 1, width_ratios=[1] * len(kinds) + [0.95], hspace=0.45)
     cmaps = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}
     for r, name in enumerate(names):
         res = results[name]

@@ -1,13 +1,20 @@
-"""Benchmark: our TopK SAE trainer vs SAELens's ``TopKTrainingSAE`` + ``SAETrainer``.
+"""Benchmark: our TopK SAE trainer vs SAELens's ``TopKTrainingSAE`` + ``SAETrainer``, on two sites.
 
-Same stored activations (an organism site, collected once through the hook engine), same d_in, d_sae, k,
-batch size, steps, learning rate, warm-up and final linear decay, Adam, grad clipping at 1.0. Batches are
-materialised in memory first so neither side pays for I/O. Each library keeps its own AuxK defaults
-(ours: 1/32 of the variance-normalised AuxK; SAELens: coefficient 1.0 on the raw AuxK).
-Reports tokens/s of the training loop and FVU (1 - explained variance, corrected definition) at equal L0
-(both are TopK: L0 = k exactly) on a held-out pass of the store.
+For each site (default: a residual site and an MLP site of the default organism) the activations are
+collected once through the hook engine and split: the last ``--eval-tokens`` tokens are held out, the
+rest is cut into the same ``--steps`` shuffled batches for every trainer (materialised in memory first,
+so neither side pays for I/O). Both trainers get the same d_in, d_sae, k, batch, steps, learning rate,
+warm-up and final linear decay (last 20% of the steps), Adam, and the same dead-latent window; everything
+else is each library's own default (SAELens: decoder rows at norm 0.1, ``rescale_acts_by_decoder_norm``,
+``b_dec`` 0, raw MSE, AuxK coefficient 1, clip at 1.0; ours: see sae/train.py). ``--old`` adds our
+trainer with the pre-issue-18 choices (``normalize_grad=False``, ``init_encoder_norm=1``).
 
-    python analyses/benchmarks/bench_sae.py [--store DIR] [--steps 100] [--batch 4096] [--d-sae 2048] [--k 32]
+Reported per trainer, on the held-out tokens: FVU (1 - explained variance, corrected definition), L0,
+dead latents (fraction that fire on no held-out token) and the training loop's tokens/s; then the
+ratios ours / SAELens measured in the same run (goal: FVU ratio <= 1, speed ratio >= 1.5).
+
+    python analyses/benchmarks/bench_sae.py [--organism default] [--sites layers.3,layers.3.mlp]
+        [--steps 100] [--batch 4096] [--d-sae 2048] [--k 32] [--lrs 1e-2] [--old]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,62 +35,73 @@ from workbench import sae  # noqa: E402
 from workbench.io import cache_dir, write_json  # noqa: E402
 from workbench.sae.activations import ActivationStore, CollectConfig, collect  # noqa: E402
 
+OLD_DEFAULTS = {"normalize_grad": False, "init_encoder_norm": 1.0}
+"""Our trainer's choices before issue 18 (the ``--old`` column)."""
 
-def get_store(args: argparse.Namespace) -> ActivationStore:
-    """The given store, or one collected from the organism (default preset if cached, else tiny)."""
-    if args.store:
-        return ActivationStore(args.store)
-    from workbench import load
 
-    path = organism_folder(args.organism)
+def get_store(args: argparse.Namespace, site: str) -> ActivationStore:
+    """The activations of ``site``: collected once from the organism, then reused from the cache."""
+    from workbench import load, organism
+
+    path = Path(organism.build(args.organism, seed=0, progress=False).path)
+    out = cache_dir() / "bench_sae" / f"{path.name}-{site}-{args.tokens}"
+    if (out / "store.json").is_file():
+        return ActivationStore(out)
     lm = load(str(path))
-    out = cache_dir() / "bench_sae" / f"{path.name}-{args.site}"
-    return collect(lm, path, out, CollectConfig(site=args.site, max_tokens=args.tokens), progress=True)
+    return collect(lm, path, out, CollectConfig(site=site, max_tokens=args.tokens), progress=True)
 
 
-def organism_folder(preset: str) -> Path:
-    """The organism of ``preset`` under its current config: the cached build, else a fresh one."""
-    from workbench import organism
+def split(store: ActivationStore, args: argparse.Namespace) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """(``steps`` training batches from the first tokens, the held-out last ``eval_tokens`` tokens)."""
+    every = torch.cat([store.shard(i)["acts"].float() for i in range(len(store.meta["shards"]))])
+    if len(every) < 2 * args.eval_tokens:
+        raise SystemExit(f"{store.folder}: {len(every)} tokens, too few for --eval-tokens {args.eval_tokens}")
+    train, held = every[: -args.eval_tokens], every[-args.eval_tokens :]
+    gen = torch.Generator().manual_seed(0)
+    epochs = 1 + args.steps * args.batch // len(train)
+    order = torch.cat([torch.randperm(len(train), generator=gen) for _ in range(epochs)])
+    return [train[order[i * args.batch : (i + 1) * args.batch]] for i in range(args.steps)], held
 
-    return Path(organism.build(preset, seed=0, progress=False).path)
 
-
-def fvu(encode_decode, batches: list[torch.Tensor]) -> float:
-    """1 - explained variance over all batches: E||x - x_hat||^2 / (E||x||^2 - ||E x||^2)."""
-    err = sq = 0.0
-    s = None
-    n = 0
-    with torch.no_grad():
-        for x in batches:
-            xh = encode_decode(x)
-            err += float((x - xh).double().pow(2).sum())
-            sq += float(x.double().pow(2).sum())
-            s = x.double().sum(0) if s is None else s + x.double().sum(0)
-            n += len(x)
-    return (err / n) / (sq / n - float((s / n).pow(2).sum()))
+@torch.no_grad()
+def evaluate(encode: Callable, decode: Callable, held: torch.Tensor, d_sae: int) -> dict:
+    """FVU (corrected), mean L0 and the fraction of latents silent on every held-out token."""
+    err, fired, l0 = 0.0, torch.zeros(d_sae, dtype=torch.bool), 0.0
+    for x in held.split(4096):
+        acts = encode(x)
+        err += float((x - decode(acts)).double().pow(2).sum())
+        nz = acts != 0
+        fired |= nz.any(0)
+        l0 += float(nz.sum())
+    var = float((held.double() - held.double().mean(0)).pow(2).sum())
+    return {"fvu": err / var, "l0": l0 / len(held), "dead": float((~fired).float().mean())}
 
 
 def run_ours(
-    data: list[torch.Tensor], args: argparse.Namespace, d_in: int
-) -> tuple[float, sae.SparseAutoencoder]:
-    """Train ours; returns (seconds, sae)."""
-    m = sae.build(
-        sae.SAEConfig(
-            arch="topk", d_in=d_in, d_sae=args.d_sae, k=args.k, dead_tokens=args.dead_window * args.batch
-        ),
-        seed=0,
+    data: list[torch.Tensor], args: argparse.Namespace, d_in: int, **overrides
+) -> tuple[float, dict]:
+    """Train ours (library defaults plus ``overrides``); returns (seconds, the SAE in eval mode)."""
+    sae_keys = {f.name for f in sae.SAEConfig.__dataclass_fields__.values()}
+    cfg = sae.SAEConfig(
+        arch="topk",
+        d_in=d_in,
+        d_sae=args.d_sae,
+        k=args.k,
+        dead_tokens=args.dead_window * args.batch,
+        **{k: v for k, v in overrides.items() if k in sae_keys},
     )
-    cfg = sae.TrainConfig(
+    tcfg = sae.TrainConfig(
         steps=args.steps,
         lr=args.lr,
         warmup_steps=args.warmup,
         decay_frac=0.2,
-        log_every=max(1, args.steps // 4),
-        b_dec_init="geometric_median",
+        log_every=args.steps,
+        **{k: v for k, v in overrides.items() if k not in sae_keys},
     )
+    m = sae.build(cfg, seed=0)
     t = time.perf_counter()
-    sae.train(m, data, cfg, progress=False)
-    return time.perf_counter() - t, m
+    sae.train(m, data, tcfg, progress=False)
+    return time.perf_counter() - t, m.eval()
 
 
 def run_saelens(data: list[torch.Tensor], args: argparse.Namespace, d_in: int):
@@ -110,68 +129,73 @@ def run_saelens(data: list[torch.Tensor], args: argparse.Namespace, d_in: int):
     trainer = SAETrainer(cfg=tcfg, sae=m, data_provider=iter(data))
     t = time.perf_counter()
     trainer.fit()
-    return time.perf_counter() - t, m
+    return time.perf_counter() - t, m.eval()
+
+
+def bench_site(args: argparse.Namespace, site: str) -> list[dict]:
+    """All trainers at every learning rate on one site; prints a table, returns its rows."""
+    store = get_store(args, site)
+    data, held = split(store, args)
+    tokens = args.steps * args.batch
+    print(
+        f"\nsite {site}  d_in {store.d}  d_sae {args.d_sae}  k {args.k}  batch {args.batch}  steps {args.steps}"
+        f"  train tokens {store.n_tokens - len(held):,}  held-out {len(held):,}  threads {torch.get_num_threads()}"
+    )
+    print(f"{'trainer':22s} {'lr':>7s} {'FVU':>8s} {'L0':>6s} {'dead':>6s} {'tokens/s':>9s}")
+    rows = []
+    for lr in [float(v) for v in args.lrs.split(",")]:
+        args.lr = lr
+        t_sl, sl = run_saelens(data, args, store.d)
+        t_us, us = run_ours(data, args, store.d)
+        found = {
+            "SAELens": (t_sl, evaluate(sl.encode, sl.decode, held, args.d_sae)),
+            "ours": (t_us, evaluate(us.encode, us.decode, held, args.d_sae)),
+        }
+        if args.old:
+            t_old, old = run_ours(data, args, store.d, **OLD_DEFAULTS)
+            found["ours (old defaults)"] = (t_old, evaluate(old.encode, old.decode, held, args.d_sae))
+        for name, (secs, met) in found.items():
+            print(
+                f"{name:22s} {lr:7.0e} {met['fvu']:8.4f} {met['l0']:6.1f} {met['dead']:6.3f} {tokens / secs:9,.0f}"
+            )
+        ref = found["SAELens"]
+        row = {"site": site, "lr": lr, **{n: {**m, "tok_s": tokens / s} for n, (s, m) in found.items()}}
+        row["fvu_ratio"] = found["ours"][1]["fvu"] / ref[1]["fvu"]
+        row["speed_ratio"] = ref[0] / found["ours"][0]
+        print(
+            f"{'ours / SAELens':22s} {lr:7.0e} {row['fvu_ratio']:7.3f}x {'':6s} {'':6s} "
+            f"{row['speed_ratio']:8.2f}x   (goals: FVU <= 1x, speed >= 1.5x)",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
-    """Run both trainers at each learning rate and print the comparison (best FVU of each side too)."""
+    """Benchmark every site and print the goal summary."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--store", default=None)
-    p.add_argument("--organism", default="tiny")
-    p.add_argument("--site", default="layers.0")
-    p.add_argument("--tokens", type=int, default=131_072)
+    p.add_argument("--organism", default="default", help="organism preset (built or reused from the cache)")
+    p.add_argument("--sites", default="layers.3,layers.3.mlp", help="comma-separated sites")
+    p.add_argument("--tokens", type=int, default=147_456, help="tokens collected per site")
+    p.add_argument("--eval-tokens", type=int, default=16_384, help="held-out tokens (the store's last)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=4096)
     p.add_argument("--d-sae", type=int, default=2048)
     p.add_argument("--k", type=int, default=32)
-    p.add_argument(
-        "--lrs", default="1e-3,1e-2", help="comma-separated learning rates, each run on both sides"
-    )
+    p.add_argument("--lrs", default="1e-2", help="comma-separated learning rates, each run on every trainer")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--dead-window", type=int, default=50, help="steps without firing that count as dead")
-    p.add_argument("--eval-tokens", type=int, default=16_384)
+    p.add_argument("--old", action="store_true", help="also train ours with the pre-issue-18 defaults")
     p.add_argument("--out", default="runs/bench_sae")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    store = get_store(args)
-    it = store.batches(args.batch, seed=0)
-    data = [next(it).float() for _ in range(args.steps)]
-    held = torch.cat(list(store.batches(4096, seed=123, loop=False)))[: args.eval_tokens].split(4096)
-    tokens = args.steps * args.batch
-    rows = []
+    rows = [r for site in args.sites.split(",") for r in bench_site(args, site)]
+    write_json(Path(args.out) / "bench_sae.json", {"args": vars(args), "rows": rows})
+    worst_fvu = max(r["fvu_ratio"] for r in rows)
+    least_speed = min(r["speed_ratio"] for r in rows)
     print(
-        f"store {store.folder}  d_in {store.d}  d_sae {args.d_sae}  k {args.k}  batch {args.batch}  "
-        f"steps {args.steps}  threads {torch.get_num_threads()}"
-    )
-    for lr in [float(v) for v in args.lrs.split(",")]:
-        args.lr = lr
-        t_theirs, theirs = run_saelens(data, args, store.d)
-        t_ours, ours = run_ours(data, args, store.d)
-        ours.eval()
-        row = {
-            "lr": lr,
-            "ours_tok_s": tokens / t_ours,
-            "saelens_tok_s": tokens / t_theirs,
-            "speedup": t_theirs / t_ours,
-            "ours_fvu": fvu(lambda x, m=ours: m.decode_codes(m.encode_codes(x)), held),
-            "saelens_fvu": fvu(lambda x, m=theirs: m.decode(m.encode(x)), held),
-            "ours_l0": float((ours.encode(held[0]) != 0).sum(-1).float().mean()),
-            "saelens_l0": float((theirs.encode(held[0]) != 0).sum(-1).float().mean()),
-        }
-        rows.append(row)
-        print(
-            f"lr {lr:g}: tokens/s ours {row['ours_tok_s']:,.0f}  SAELens {row['saelens_tok_s']:,.0f}  "
-            f"ratio {row['speedup']:.2f}x (goal >= 1.5x) | FVU at L0 {row['ours_l0']:.0f}/{row['saelens_l0']:.0f}"
-            f"  ours {row['ours_fvu']:.4f}  SAELens {row['saelens_fvu']:.4f}",
-            flush=True,
-        )
-    best_o, best_t = min(r["ours_fvu"] for r in rows), min(r["saelens_fvu"] for r in rows)
-    write_json(
-        Path(args.out) / "bench_sae.json", {"store": str(store.folder), "args": vars(args), "rows": rows}
-    )
-    print(
-        f"best FVU over the learning rates: ours {best_o:.4f}  SAELens {best_t:.4f} (goal: ours <= SAELens); "
-        f"mean speed ratio {sum(r['speedup'] for r in rows) / len(rows):.2f}x"
+        f"\nover {len(rows)} site x lr runs: worst FVU ratio ours/SAELens {worst_fvu:.3f}x (goal <= 1), "
+        f"lowest speed ratio {least_speed:.2f}x (goal >= 1.5)"
     )
 
 

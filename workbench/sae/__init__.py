@@ -19,8 +19,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import ARCHITECTURES, Codes, SAEConfig, SparseAutoencoder, build, load
+from .base import ARCHITECTURES, Codes, SAEConfig, SparseAutoencoder, build
 from .dashboard import dashboard  # eager: the function shares its module's name
+from .export import load
 from .train import RunConfig, TrainConfig, TrainResult, train  # eager: the function shares its module's name
 
 _LAZY = {

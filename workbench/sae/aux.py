@@ -1,7 +1,7 @@
 """Auxiliary losses that revive dead and under-used latents (registry ``AUX_LOSSES``).
 
 Both reconstruct the detached residual ``e = x - x_hat`` of the main reconstruction from latents that
-the main sparsifier under-uses, with a sparse decode without bias (``e_hat = z_aux W_dec``), and are
+the main sparsifier under-uses, with a sparse decode without bias (``e_hat = z_aux W_dec``, ``decode_latents``), and are
 normalised by the batch variance like the main loss: ``scale * E||e - e_hat||^2 / E||x - E x||^2``.
 
 - ``aux_k`` (Gao et al. 2024, sec. A.2 / App. B.1): the top ``k_aux`` (default ``d_in // 2``) dead latents
@@ -33,7 +33,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
+
+from .base import Codes
 
 AUX_LOSSES: dict[str, Callable] = {}
 
@@ -57,9 +58,9 @@ def _residual_loss(sae, x, recon, pre, weights: torch.Tensor, var: torch.Tensor)
     k_aux = min(sae.cfg.k_aux or max(1, sae.cfg.d_in // 2), n_cand)
     scale = min(float(weights.sum()) / k_aux, 1.0)
     masked = pre.masked_fill(~cand[None, :], float("-inf"))
-    val, idx = masked.topk(k_aux, dim=-1, sorted=False)
-    z = val.relu() * weights[idx]
-    e_hat = F.embedding_bag(idx, sae.W_dec, mode="sum", per_sample_weights=z)
+    _, idx = masked.topk(k_aux, dim=-1, sorted=False)
+    z = sae.entries(x, pre, idx).relu() * weights[idx]
+    e_hat = sae.decode_latents(Codes(idx, z, x.shape[0], sae.cfg.d_sae))
     e = (x - recon).detach()
     return scale * (e_hat - e).pow(2).sum(-1).mean() / var
 

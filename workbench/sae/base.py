@@ -67,6 +67,11 @@ class SAEConfig:
     """Zipf exponent for aux_zipf's expected densities and feature_choice's zipf capacities."""
     capacities: Literal["uniform", "zipf"] = "uniform"
     """feature_choice only: per-feature token capacities m_i (uniform m = k*B/F, or Zipf-shaped)."""
+    init_encoder_norm: float = 0.5
+    """The encoder starts as this multiple of the decoder's transpose (Gao et al. A.1 use 1: exactly the
+    transpose). Below 1 the first reconstructions do not overshoot: a k-sparse code read off random
+    directions at full scale adds k large, mostly wrong components (EleutherAI sparsify's nn.Linear init
+    gives ~0.58; the bench_sae ablation in analyses/README.md measured the effect)."""
     threshold_lr: float = 0.01
     """batchtopk / feature_choice: EMA rate of the inference threshold(s)."""
     site: str | None = None
@@ -85,6 +90,8 @@ class SAEConfig:
             raise WorkbenchError("d_in and d_sae must be positive")
         if not 0 < self.k <= self.d_sae:
             raise WorkbenchError(f"k={self.k} must be in (0, d_sae={self.d_sae}]")
+        if not self.init_encoder_norm > 0:
+            raise WorkbenchError(f"init_encoder_norm={self.init_encoder_norm} must be positive")
 
 
 def _load_architectures() -> None:
@@ -165,6 +172,7 @@ class SparseAutoencoder(nn.Module):
 
     arch_name = "base"
     unit_norm_decoder = True  # Gao et al.; the ReLU SAE (Anthropic April 2024) opts out
+    sparse_grad = True  # backward through the chosen entries only (sae/sparse_grad.py); dense for ReLU
 
     def __init__(self, cfg: SAEConfig, *, seed: int = 0):
         super().__init__()
@@ -173,7 +181,8 @@ class SparseAutoencoder(nn.Module):
         w_dec = torch.randn(cfg.d_sae, cfg.d_in, generator=gen)
         w_dec /= w_dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(w_dec)
-        self.W_enc = nn.Parameter(w_dec.T.clone().contiguous())  # Gao et al. A.1: encoder = decoder^T
+        # Gao et al. A.1: encoder = decoder^T (scaled by init_encoder_norm)
+        self.W_enc = nn.Parameter(w_dec.T.clone().contiguous() * cfg.init_encoder_norm)
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
         self.register_buffer("tokens_since_fired", torch.zeros(cfg.d_sae, dtype=torch.long))
@@ -195,7 +204,7 @@ class SparseAutoencoder(nn.Module):
     # -- encode / decode --------------------------------------------------------------------------------
     def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder pre-activations ``(x - b_dec) @ W_enc + b_enc``."""
-        return (x - self.b_dec) @ self.W_enc + self.b_enc
+        return torch.addmm(self.b_enc, x - self.b_dec, self.W_enc)
 
     def encode_codes(self, x: torch.Tensor) -> Codes:
         """Sparse codes of ``x [n, d_in]`` (training rule in train mode, inference rule in eval mode)."""
@@ -208,27 +217,48 @@ class SparseAutoencoder(nn.Module):
 
     def decode_codes(self, codes: Codes) -> torch.Tensor:
         """Sparse decode: sum of the active decoder rows weighted by their values, plus ``b_dec``."""
+        return self.decode_latents(codes) + self.b_dec
+
+    def decode_latents(self, codes: Codes) -> torch.Tensor:
+        """``codes @ W_dec`` without ``b_dec``, touching only the active decoder rows (``embedding_bag``)."""
         if codes.idx.numel() == 0:
-            return self.b_dec.expand(codes.n, -1).clone()
-        out = F.embedding_bag(
-            codes.idx,
-            self.W_dec,
-            codes.offsets,
-            mode="sum",
-            per_sample_weights=codes.val.to(self.W_dec.dtype),
-        )
-        return out + self.b_dec
+            return self.W_dec.new_zeros(codes.n, self.cfg.d_in)
+        val = codes.val.to(self.W_dec.dtype)
+        if self.sparse_grad and torch.is_grad_enabled() and self.W_dec.requires_grad:
+            from .sparse_grad import decode_at
+
+            return decode_at(codes.idx, codes.offsets, codes.rows(), val, self.W_dec)
+        return F.embedding_bag(codes.idx, self.W_dec, codes.offsets, mode="sum", per_sample_weights=val)
 
     def decode(self, acts: torch.Tensor) -> torch.Tensor:
         """Dense decode of ``acts [..., d_sae]`` (reference path; training uses :meth:`decode_codes`)."""
         return acts.to(self.W_dec.dtype) @ self.W_dec + self.b_dec
 
+    def entries(
+        self, x: torch.Tensor, pre: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor | None = None
+    ):
+        """``pre[rows, idx]`` with a gradient into the encoder (``rows`` default: token ``i`` for row ``i``).
+
+        When ``pre`` was computed without gradient (``sparse_grad``), the backward runs through the chosen
+        entries only (sae/sparse_grad.py); otherwise this is a plain gather from ``pre``.
+        """
+        if rows is None:
+            rows = torch.arange(idx.shape[0], device=idx.device)[:, None].expand_as(idx)
+        if pre.requires_grad or not torch.is_grad_enabled():
+            return pre[rows, idx]
+        from .sparse_grad import pre_at
+
+        return pre_at(pre, x, self.b_dec, self.W_enc, self.b_enc, rows, idx)
+
     def forward(
         self, x: torch.Tensor, *, step_frac: float = 1.0, aux: Callable | None = None
     ) -> ForwardOutput:
         """Encode, decode and compute the loss terms for a batch ``x [n, d_in]``."""
-        pre = self.pre_acts(x)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.sparse_grad):
+            pre = self.pre_acts(x)
         codes = self.select(pre)
+        if self.sparse_grad and torch.is_grad_enabled():
+            codes.val = self.entries(x, pre, codes.idx, codes.rows()).relu()
         recon = self.decode_codes(codes)
         # normalised MSE (Gao et al. sec. 2.1): comparable across sites of different scale
         var = (x - x.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
@@ -288,7 +318,7 @@ class SparseAutoencoder(nn.Module):
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
-        """Write ``cfg.json`` + ``sae.safetensors`` (workbench format; SAELens format: sae/export.py)."""
+        """Write ``cfg.json`` + ``sae.safetensors`` (workbench format; load with :func:`workbench.sae.load`; SAELens format: sae/export.py)."""
         from ..io import save_tensors, write_json
 
         folder = Path(folder)
@@ -301,23 +331,6 @@ def build(cfg: SAEConfig, *, seed: int = 0) -> SparseAutoencoder:
     """Instantiate the architecture named by ``cfg.arch``."""
     _load_architectures()
     return ARCHITECTURES[cfg.arch](cfg, seed=seed)
-
-
-def load(folder: str | Path, *, device: str | torch.device = "cpu") -> SparseAutoencoder:
-    """Load an SAE saved by :meth:`SparseAutoencoder.save` (or a SAELens folder, via sae/export.py)."""
-    from ..config import from_dict
-    from ..io import load_tensors, read_json
-
-    folder = Path(folder)
-    if (folder / "sae_weights.safetensors").is_file() and not (folder / "sae.safetensors").is_file():
-        from .export import load_saelens
-
-        return load_saelens(folder, device=device)
-    if not (folder / "sae.safetensors").is_file():
-        raise WorkbenchError(f"{folder}: no sae.safetensors or sae_weights.safetensors; pass an SAE folder")
-    sae = build(from_dict(SAEConfig, read_json(folder / "cfg.json"), where=str(folder / "cfg.json")))
-    sae.load_state_dict(load_tensors(folder / "sae.safetensors"))
-    return sae.to(device).eval()
 
 
 def geometric_median(points: torch.Tensor, iters: int = 100, eps: float = 1e-6) -> torch.Tensor:

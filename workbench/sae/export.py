@@ -118,3 +118,18 @@ def load_saelens(folder: str | Path, *, device: str | torch.device = "cpu") -> S
         state["threshold_init"] = torch.ones((), dtype=torch.bool)
     sae.load_state_dict(state)
     return sae.to(device).eval()
+
+
+def load(folder: str | Path, *, device: str | torch.device = "cpu") -> SparseAutoencoder:
+    """Load an SAE saved by :meth:`SparseAutoencoder.save` (or a SAELens folder: :func:`load_saelens`)."""
+    from ..config import from_dict
+    from ..io import load_tensors, read_json
+
+    folder = Path(folder)
+    if (folder / "sae_weights.safetensors").is_file() and not (folder / "sae.safetensors").is_file():
+        return load_saelens(folder, device=device)
+    if not (folder / "sae.safetensors").is_file():
+        raise WorkbenchError(f"{folder}: no sae.safetensors or sae_weights.safetensors; pass an SAE folder")
+    sae = build(from_dict(SAEConfig, read_json(folder / "cfg.json"), where=str(folder / "cfg.json")))
+    sae.load_state_dict(load_tensors(folder / "sae.safetensors"))
+    return sae.to(device).eval()

@@ -22,12 +22,13 @@ class ReLUSAE(SparseAutoencoder):
 
     arch_name = "relu"
     unit_norm_decoder = False
+    sparse_grad = False  # every positive pre-activation is active: the dense backward is cheaper
 
     def __init__(self, cfg, *, seed: int = 0):
         super().__init__(cfg, seed=seed)
         with torch.no_grad():
             self.W_dec.mul_(0.1)
-            self.W_enc.copy_(self.W_dec.T)
+            self.W_enc.copy_(self.W_dec.T * cfg.init_encoder_norm)
 
     def select(self, pre: torch.Tensor) -> Codes:
         """All positive pre-activations."""

@@ -43,8 +43,17 @@ class TrainConfig:
     """Adam betas."""
     eps: float = 6.25e-10
     """Adam epsilon (Gao et al.)."""
+    normalize_grad: bool = True
+    """Divide the whole gradient by its global norm before every Adam step (then ``grad_clip`` is moot).
+
+    Why (analyses/README.md, bench_sae): the loss is variance-normalised, its gradient norm falls ~15x
+    over a short run as the reconstruction improves, and Adam (beta2 0.999, a second-moment memory of
+    ~1000 steps) keeps dividing by the large early gradients, so its steps shrink with the gradient: an
+    unintended learning-rate decay. Normalising removes it. SAELens does the same in effect: its loss is
+    the raw MSE, whose gradient norm is far above 1, so its clip at 1.0 acts on every step. False: the
+    old behaviour (clip at ``grad_clip`` only)."""
     grad_clip: float | None = 1.0
-    """Max global grad norm (None: off)."""
+    """Max global grad norm when ``normalize_grad`` is off (None: no clipping)."""
     b_dec_init: Literal["geometric_median", "mean", "zero"] = "geometric_median"
     """How b_dec (b_pre) is initialised from the first batch."""
     init_tokens: int = 8192
@@ -179,7 +188,12 @@ def train_step(
     res.loss.backward()
     if sae.unit_norm_decoder:
         sae.remove_parallel_grad()
-    if cfg.grad_clip:
+    if cfg.normalize_grad:
+        grads = [p.grad for p in sae.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads).clamp_min(1e-30)
+        for g in grads:
+            g.div_(norm)
+    elif cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
     opt.step()
     if sae.unit_norm_decoder:

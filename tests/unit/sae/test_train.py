@@ -104,3 +104,54 @@ def test_lr_schedule_warmup_and_decay():
     assert lr_factor(90, cfg) == pytest.approx(0.5)
     with pytest.raises(WorkbenchError):
         sae.TrainConfig(steps=0)
+
+
+@pytest.mark.parametrize("arch", ["topk", "batchtopk", "feature_choice"])
+def test_sparse_backward_equals_the_dense_backward(arch):
+    """sae/sparse_grad.py: the same gradients as autograd through the dense pre-activations, AuxK included."""
+    cfg = sae.SAEConfig(arch=arch, d_in=16, d_sae=64, k=4, dead_tokens=10)
+    m = sae.build(cfg, seed=0).train()
+    with torch.no_grad():
+        m.b_dec.normal_()
+        m.b_enc.normal_(0, 0.1)
+    m.tokens_since_fired[:20] = 100  # 20 dead latents: the AuxK term has entries and a gradient
+    x = torch.randn(50, 16, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for sparse in (True, False):
+        m.sparse_grad = sparse
+        m.zero_grad()
+        out = m(x, aux=AUX_LOSSES["aux_k"])
+        assert float(out.losses["aux"]) > 0
+        out.loss.backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters()})
+    for name, g in grads[1].items():
+        assert torch.allclose(grads[0][name], g, rtol=1e-4, atol=1e-6), name
+
+
+OLD_DEFAULTS = {"normalize_grad": False, "init_encoder_norm": 1.0}
+"""The choices before issue 18 (commit e205546): clip at 1.0 instead of a normalised gradient, and the
+encoder at exactly the decoder's transpose."""
+
+
+@pytest.mark.parametrize("arch", ["topk", "mutual_choice", "feature_choice", "relu"])
+def test_defaults_reach_a_lower_fvu_than_the_old_defaults(arch, make_planted):
+    from workbench.sae.metrics import reconstruction_metrics
+
+    _, batches = make_planted(seed=3)
+    it = batches(256)
+    data, held = [next(it) for _ in range(100)], [next(it) for _ in range(8)]
+    fvu, l0 = {}, {}
+    for name, over in (("new", {}), ("old", OLD_DEFAULTS)):
+        enc = {"init_encoder_norm": over["init_encoder_norm"]} if over else {}
+        m = sae.build(sae.SAEConfig(arch=arch, d_in=32, d_sae=128, k=4, **enc), seed=0)
+        tcfg = {"normalize_grad": over["normalize_grad"]} if over else {}
+        sae.train(m, data, sae.TrainConfig(steps=100, lr=1e-2, warmup_steps=10, **tcfg), progress=False)
+        r = reconstruction_metrics(m, held)
+        fvu[name], l0[name] = r.fvu, r.l0
+    if arch == "relu":  # L1-penalised: the normalised gradient neither helps nor hurts on this data
+        assert fvu["new"] <= fvu["old"] + 0.005, fvu
+        assert l0["new"] <= l0["old"] + 0.5, l0
+        return
+    assert fvu["new"] < fvu["old"] - 0.01, fvu
+    # not bought with more active latents than the budget k=4 (batch-level rules may sit below it before)
+    assert l0["new"] <= 1.25 * max(l0["old"], 4), l0

@@ -17,7 +17,7 @@ import sys
 
 from .errors import WorkbenchError
 
-COMMANDS = ("organism", "trace", "patch", "eval", "unlearn", "sae", "quantize", "pipeline")
+COMMANDS = ("organism", "trace", "patch", "eval", "unlearn", "edit", "sae", "quantize", "pipeline")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,60 @@
+"""``workbench edit``: ROME, MEMIT or AlphaEdit edits of CounterFact-style requests into a run folder.
+
+The flags are the fields of :class:`workbench.editing.run.EditJob`, plus one flag per editor
+hyperparameter, generated from the editors' own config dataclasses (only those of the chosen method apply).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``edit`` command."""
+    p = sub.add_parser("edit", help="knowledge editing (ROME, MEMIT, AlphaEdit) at given or traced layers")
+    p.set_defaults(func=_run)
+    return p
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """The flags: :class:`~workbench.editing.run.EditJob`'s, then each editor hyperparameter."""
+    import dataclasses
+
+    from ..config import add_config_arguments, add_field_argument
+    from ..editing.run import EditJob, option_fields
+
+    p.description = " ".join((EditJob.__doc__ or "").split())
+    add_config_arguments(p, EditJob)
+    group = p.add_argument_group("method hyperparameters (published defaults; or --options YAML)")
+    shared = {f.name for f in dataclasses.fields(EditJob)}
+    for name, (tp, doc, methods) in option_fields().items():
+        if name in shared:
+            continue
+        add_field_argument(
+            group, f"options.{name}", tp, f"{doc} [{', '.join(methods)}]", flag="--" + name.replace("_", "-")
+        )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..config import config_from_args
+    from ..editing.run import EditJob, option_fields, run_edit
+    from ..errors import WorkbenchError
+
+    given = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("options.")}
+    cfg = config_from_args(EditJob, args, base={"options": given})
+    from ..editing import editor
+
+    takes = {f for f in editor(cfg.method).config_cls.__dataclass_fields__}
+    wrong = sorted(set(given) - takes)
+    if wrong:
+        users = {k: option_fields()[k][2] for k in wrong}
+        raise WorkbenchError(
+            f"{cfg.method} does not take {', '.join(f'--{k} (only {v})' for k, v in users.items())}"
+        )
+    run, folder = run_edit(cfg)
+    if run.before:
+        print(run.table())
+    print(
+        f"\n{cfg.method}: {len(run.result.requests)} request(s) into layers {run.result.layers}; run folder: {folder}"
+    )
+    return 0

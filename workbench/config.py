@@ -103,10 +103,13 @@ def from_dict(cls: type[T], data: dict, *, where: str = "") -> T:
 
 def _with_nested_default(f: dataclasses.Field, value: Any) -> Any:
     """A mapping given for a nested section starts from that field's own default instance, so that a
-    parent's ``default_factory=lambda: Section(x=1)`` keeps ``x=1`` when other keys are set."""
+    parent's ``default_factory=lambda: Section(x=1)`` keeps ``x=1`` when other keys are set; a mapping
+    field with default entries keeps the entries whose keys are not given."""
     if not isinstance(value, dict) or f.default_factory is dataclasses.MISSING:
         return value
     default = f.default_factory()
+    if isinstance(default, dict):  # a mapping with default entries: the given keys replace theirs only
+        return {**default, **value}
     if not dataclasses.is_dataclass(default) or isinstance(default, type):
         return value
     base = {g.name: getattr(default, g.name) for g in dataclasses.fields(default) if g.init}

@@ -23,7 +23,11 @@ def test_generated_flags_set_nested_fields_and_keep_the_pipeline_defaults():
         ["--eval.limit", "3", "--unlearn.train.eval-every", "5", "--unlearn.methods", "constrained,npo"]
     )
     assert cfg.eval.limit == 3 and cfg.eval.max_new_tokens == 48
-    assert cfg.unlearn.train.eval_every == 5 and cfg.unlearn.train.max_steps == 60
+    assert cfg.unlearn.train.eval_every == 5 and cfg.unlearn.train.max_steps == 240
+    assert (
+        cfg.select.kind == "mlp.down"
+        and cfg.unlearn.method_data["constrained"]["forget_positions"] == "entities"
+    )
     assert cfg.unlearn.methods == ["constrained", "npo"]
 
 
@@ -71,3 +75,16 @@ def test_wb_exposes_the_entry_point_and_the_package():
 
     assert wb.run_pipeline is run_pipeline
     assert wb.pipeline.STAGES[0] == "organism" and wb.pipeline.STAGES[-1] == "report"
+
+
+def test_method_data_reaches_only_its_method(tmp_path):
+    from workbench.pipeline.stages.unlearn import method_config
+
+    cfg = _cfg(["--set", "unlearn.method_data.npo.max_length=64"])
+    con = method_config(cfg, "constrained", [0, 1], "m", "d", tmp_path / "c")
+    npo = method_config(cfg, "npo", [0, 1], "m", "d", tmp_path / "n")
+    ga = method_config(cfg, "grad_ascent", [0, 1], "m", "d", tmp_path / "g")
+    assert con.data.forget_positions == "entities" and con.select.kind == "mlp.down"
+    assert not con.train.keep_best  # the constrained objective keeps its last weights in the pipeline
+    assert npo.data.forget_positions == "all" and npo.data.max_length == 64
+    assert ga.data.forget_positions == "all" and ga.data.max_length == cfg.unlearn.data.max_length

@@ -42,12 +42,12 @@ def test_only_the_pipeline_budget_differs_from_the_module_defaults():
     cfg = PipelineConfig()
     assert _changed_defaults(cfg.eval, EvalConfig) == {"max_new_tokens": 48}
     assert _changed_defaults(cfg.trace, TraceConfig) == {}
-    assert _changed_defaults(cfg.select, SelectConfig) == {}
+    assert _changed_defaults(cfg.select, SelectConfig) == {"kind": "mlp.down"}
     assert _changed_defaults(cfg.unlearn.data, DataConfig) == {}
     assert _changed_defaults(cfg.unlearn.train, TrainConfig) == {
-        "max_steps": 60,
+        "max_steps": 240,
         "batch_size": 16,
-        "lr": 1e-3,
+        "lr": 2e-3,
         "warmup_steps": 10,
     }
 
@@ -55,13 +55,13 @@ def test_only_the_pipeline_budget_differs_from_the_module_defaults():
 def test_a_partial_section_keeps_the_pipeline_defaults():
     cfg = resolve_config(None, ["eval.limit=3", "unlearn.train.eval_every=5"])
     assert cfg.eval.limit == 3 and cfg.eval.max_new_tokens == 48
-    assert cfg.unlearn.train.eval_every == 5 and cfg.unlearn.train.max_steps == 60
+    assert cfg.unlearn.train.eval_every == 5 and cfg.unlearn.train.max_steps == 240
 
 
 def test_quick_and_the_shipped_configs_resolve():
     quick = resolve_config(None, quick=True)
     assert quick.preset == "tiny" and quick.unlearn.train.max_steps == 20 and quick.select.top_n == 1
-    assert quick.unlearn.data.max_length == 128 and quick.unlearn.train.lr == 1e-3
+    assert quick.unlearn.data.max_length == 128 and quick.unlearn.train.lr == 2e-3
     assert len(QUICK) == len({o.split("=")[0] for o in QUICK})
     assert to_dict(resolve_config(CONFIGS / "default.yaml")) == to_dict(PipelineConfig())
     olmo = resolve_config(CONFIGS / "olmo1b_semeval.yaml")

@@ -18,8 +18,8 @@ def _config(method: str, layers: list[int], overrides: list[str] | None = None) 
 
 
 def test_objectives_declare_their_choices():
-    assert OBJECTIVES["constrained"].keep_best
-    assert not any(cls.keep_best for name, cls in OBJECTIVES.items() if name != "constrained")
+    # no objective keeps its best checkpoint in the pipeline (constrained did before the subword organism)
+    assert not any(cls.keep_best for cls in OBJECTIVES.values())
     assert OBJECTIVES["constrained"].default_select([4, 2], "attn") == {"layers": [4, 2], "kind": "attn"}
     assert OBJECTIVES["rmu"].default_select([1, 5], "mlp") == {"layers": [3, 4, 5], "kind": "mlp.down"}
     assert OBJECTIVES["rmu"].default_select([1], "mlp") == {"layers": [0, 1], "kind": "mlp.down"}
@@ -31,8 +31,8 @@ def test_objectives_declare_their_choices():
 def test_method_configs_match_the_published_rules():
     layers = [2, 4, 5]
     c = _config("constrained", layers)
-    assert c["select"]["layers"] == layers and c["select"]["kind"] == "mlp"
-    assert c["train"]["keep_best"] and c["params"] == {}
+    assert c["select"]["layers"] == layers and c["select"]["kind"] == "mlp.down"
+    assert not c["train"]["keep_best"] and c["params"] == {} and c["data"]["forget_positions"] == "entities"
     r = _config("rmu", layers)
     assert r["select"]["layers"] == [3, 4, 5] and r["select"]["kind"] == "mlp.down"
     assert r["params"] == {"layer": 5} and not r["train"]["keep_best"]
@@ -41,7 +41,7 @@ def test_method_configs_match_the_published_rules():
         assert b["select"]["layers"] == "all" and b["select"]["kind"] == "*" and not b["train"]["keep_best"]
     # the shared budget and data, whatever the method
     for m in (c, r, b):
-        assert (m["train"]["max_steps"], m["train"]["batch_size"], m["train"]["lr"]) == (60, 16, 1e-3)
+        assert (m["train"]["max_steps"], m["train"]["batch_size"], m["train"]["lr"]) == (240, 16, 2e-3)
         assert (m["train"]["warmup_steps"], m["train"]["eval_every"], m["data"]["max_length"]) == (
             10,
             10,

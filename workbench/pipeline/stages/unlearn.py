@@ -44,7 +44,7 @@ def method_config(cfg: Any, method: str, layers: list[int], model: str, data: st
             "out": str(out),
             "method": method,
             "params": params,
-            "data": {**to_dict(u.data), "path": data},
+            "data": {**to_dict(u.data), **u.method_data.get(method, {}), "path": data},
             "dtype": cfg.dtype or "float32",
             "select": select,
             "train": train,

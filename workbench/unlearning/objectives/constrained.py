@@ -11,8 +11,9 @@ the mean the paper describes.
 Guard against the unbounded -CE: each forget row's mean CE is clipped at the forget ceiling
 (``train.forget_ceiling``, by default ln |V|, the CE of a uniform prediction). A row past the ceiling
 gives no more gradient: the model has stopped predicting the answer, and pushing further only teaches it
-to avoid the answer token at the cost of utility. The best checkpoint by validation joint loss is kept
-by the trainer (``train.keep_best``).
+to avoid the answer token at the cost of utility. ``workbench unlearn`` keeps the best checkpoint by
+validation joint loss when ``train.keep_best`` is on; the pipeline keeps the last weights (see
+``Constrained.keep_best``).
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ class Constrained(Objective):
     """-CE_forget (clipped) + m * CE_retain with the adaptive m."""
 
     params_cls = ConstrainedParams
-    keep_best = True  # the seed keeps the checkpoint with the best validation joint loss
+    # The seed kept the checkpoint with the best validation joint loss. On the organism with subword names
+    # the forget and retain validation CE rise together, so that step is one of the first (forget QA 0.9+);
+    # compare_methods.py measures the last step (--no-keep-best). The pipeline reads this flag;
+    # `workbench unlearn` follows train.keep_best alone.
+    keep_best = False
 
     @classmethod
     def default_select(cls, traced_layers: list[int], kind: str) -> dict:

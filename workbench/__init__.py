@@ -33,6 +33,8 @@ _LAZY = {
     "evaluate": "workbench.evaluation:evaluate",
     "unlearn": "workbench.unlearning:unlearn",
     "quantize": "workbench.quantization:quantize",
+    "edit": "workbench.editing:edit",
+    "editing": "workbench.editing",
     "sae": "workbench.sae",
     "losses": "workbench.losses",
     "data": "workbench.data",

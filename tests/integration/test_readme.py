@@ -14,20 +14,23 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _block(after: str, lang: str) -> str:
+def _block(after: str, lang: str, n: int = 1) -> str:
+    """The first ``n`` ``lang`` code blocks after the heading ``after``, joined."""
     text = (REPO / "README.md").read_text()
     section = text[text.index(after) :]
-    return re.search(rf"```{lang}\n(.*?)```", section, re.S).group(1)
+    return "\n".join(re.findall(rf"```{lang}\n(.*?)```", section, re.S)[:n])
 
 
 def test_readme_python_example_runs(organism_tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = _block("## Python", "python")
+    code = _block("## Python", "python", n=2)  # the workflow and the editing example (the hooks one is a sketch)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     report = namespace["report"]
     assert report.semeval is not None and report.mia is not None and report.mmlu is not None
     assert (tmp_path / "runs" / "py" / "model" / "config.json").is_file()
+    edit = namespace["edit"]
+    assert edit.layers == [0, 1] and all(float(d.abs().max()) > 0 for d in edit.deltas.values())
 
 
 def test_readme_cli_block_runs(organism_tiny, tmp_path):
@@ -48,6 +51,7 @@ def test_readme_cli_block_runs(organism_tiny, tmp_path):
         "patch",
         "eval",
         "unlearn/model",
+        "edit/model",
         "quantize",
         "sae",
         "sae_saelens",

@@ -30,9 +30,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-METHODS = ("constrained", "constrained_all", "grad_ascent", "grad_diff", "npo", "simnpo", "rmu")
+METHODS = ("constrained", "constrained_all", "grad_ascent", "grad_diff", "npo", "simnpo", "rmu", "edit")
 """``constrained_all``: constrained with the forget loss on the whole forget record (``data.forget_tokens:
-all``), not only its output tokens (the official setting, ``constrained``)."""
+all``), not only its output tokens (the official setting, ``constrained``). ``edit``: editing as
+unlearning (MEMIT writes every given forget question to a decoy answer; workbench.editing.forget)."""
 
 
 @dataclasses.dataclass
@@ -186,6 +187,23 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
     )  # fmt: skip
 
 
+def edit_row(org: Path, layers: list[int], args) -> Row:
+    """Editing as unlearning: edit every given forget question to a decoy, then evaluate as the others."""
+    import yaml
+
+    from workbench.editing.forget import FORGET_OPTIONS, ForgetEdit, run_forget_edit
+
+    options = {**FORGET_OPTIONS, **(yaml.safe_load(args.edit_options) or {})}
+    chosen = [int(x) for x in args.edit_layers.split(",")] if args.edit_layers else None
+    run = run_forget_edit(
+        str(org), str(org), args.out / "edit", ForgetEdit(layers=chosen, options=options), layers
+    )
+    print(
+        f"edit: {run['requests']} requests into layers {run['layers']} in {run['wall_s']:.0f} s", flush=True
+    )
+    return evaluate_row("edit", run["model"], org, args, run["trainable"], run["wall_s"])
+
+
 def table(rows: list[Row]) -> str:
     """The comparison as a Markdown table."""
     head = ("| method | forget QA EM | forget regurg | retain QA EM | retain regurg | utility | MIA score "
@@ -247,7 +265,9 @@ def main() -> None:
     )
     ap.add_argument("--constrained-params", default="{}",
                     help='JSON overrides of the constrained objective\'s params, e.g. \'{"m_max": 2.8}\'')  # fmt: skip
-    ap.add_argument("--window", type=int, default=None, help="MLP restoration window (default: a fifth of the depth)")
+    ap.add_argument(
+        "--window", type=int, default=None, help="MLP restoration window (default: a fifth of the depth)"
+    )
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most this many records per cell")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--eval-batch", type=int, default=32)
@@ -266,6 +286,11 @@ def main() -> None:
         choices=["all", "prompt", "entities"],
         help="constrained: positions through which forget rows move the weights (data.forget_positions)",
     )
+    ap.add_argument(
+        "--edit-layers", default=None, help="edit: comma-separated layers (default: the traced ones)"
+    )
+    ap.add_argument("--edit-options", default="{}",
+                    help="edit: editor options (YAML) on top of workbench.editing.forget.FORGET_OPTIONS")  # fmt: skip
     ap.add_argument("--ceiling", default="vocab",
                     help="constrained's forget-CE ceiling: 'vocab' (ln |V|, the library default), 'nonmember' (the "
                          "original model's mean NLL on the MIA nonmember documents) or a number")  # fmt: skip
@@ -287,6 +312,10 @@ def main() -> None:
     print(f"constrained forget-CE ceiling: {ceiling if ceiling is not None else 'ln |V|'} ({args.ceiling})")
     rows = [evaluate_row("before", org, org, args, 0, 0.0)]
     for method in args.methods.split(","):
+        if method == "edit":
+            rows.append(edit_row(org, layers, args))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+            continue
         cfg = method_config(method, layers, org, args, ceiling)
         start = time.perf_counter()
         res = unlearn(cfg)

@@ -23,7 +23,9 @@ def _block(after: str, lang: str, n: int = 1) -> str:
 
 def test_readme_python_example_runs(organism_tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = _block("## Python", "python", n=2)  # the workflow and the editing example (the hooks one is a sketch)
+    code = _block(
+        "## Python", "python", n=2
+    )  # the workflow and the editing example (the hooks one is a sketch)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     report = namespace["report"]

@@ -45,6 +45,8 @@ class SemEvalSample:
     output: str
     generation: str
     score: float
+    part: str | None = None
+    """``train`` | ``validation`` where the data has parts (None: the file had none)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +123,7 @@ def score_generations(records: Sequence[SemEvalRecord], generations: Sequence[st
     if not records:
         raise WorkbenchError("no SemEval records to score; check the data folder")
     samples = [
-        SemEvalSample(r.id, r.split, r.task, r.kind, r.input, r.output, g, score_record(r, g))
+        SemEvalSample(r.id, r.split, r.task, r.kind, r.input, r.output, g, score_record(r, g), r.part)
         for r, g in zip(records, generations)
     ]
     cells, missing = [], []
@@ -141,6 +143,11 @@ def score_generations(records: Sequence[SemEvalRecord], generations: Sequence[st
             vals = [s.score for s in samples if (s.split, s.kind) == (split, kind)]
             if vals:
                 overall[f"{split}/overall/{metric}"] = sum(vals) / len(vals)
+            # by part: train records are the ones an unlearning method is given, validation ones never are
+            for part in sorted({s.part for s in samples if s.part is not None}):
+                vals = [s.score for s in samples if (s.split, s.kind, s.part) == (split, kind, part)]
+                if vals:
+                    overall[f"{split}/{part}/{metric}"] = sum(vals) / len(vals)
     tasks = sorted({c.task for c in cells})
     if missing:
         log.info("SemEval aggregate over %d cells; missing %s", len(cells), ", ".join(missing))

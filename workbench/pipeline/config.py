@@ -191,20 +191,34 @@ def _check_select(s: SelectConfig) -> None:
         raise WorkbenchError(f"select.lora_rank={s.lora_rank} must be at least 1 (or unset)")
 
 
+EDIT_METHOD = "edit"
+"""The unlearning method that is a knowledge edit (:class:`workbench.editing.forget.ForgetEdit`), not an
+objective: every given forget question is written to a decoy answer with MEMIT."""
+
+
+def _params_cls(method: str) -> type:
+    if method == EDIT_METHOD:
+        from ..editing.forget import ForgetEdit
+
+        return ForgetEdit
+    from ..unlearning.objectives import OBJECTIVES
+
+    return OBJECTIVES[method].params_cls
+
+
 def _check_unlearn(u: UnlearnStage) -> None:
     from ..unlearning.objectives import OBJECTIVES
 
+    known = sorted([*OBJECTIVES, EDIT_METHOD])
     if not u.methods:
-        raise WorkbenchError(f"unlearn.methods is empty; choose from {', '.join(sorted(OBJECTIVES))}")
-    unknown = sorted({m for m in [*u.methods, *u.params] if m not in OBJECTIVES})
+        raise WorkbenchError(f"unlearn.methods is empty; choose from {', '.join(known)}")
+    unknown = sorted({m for m in [*u.methods, *u.params] if m not in known})
     if unknown:
-        raise WorkbenchError(
-            f"unknown unlearning method(s) {unknown}; choose from {', '.join(sorted(OBJECTIVES))}"
-        )
+        raise WorkbenchError(f"unknown unlearning method(s) {unknown}; choose from {', '.join(known)}")
     for method, params in u.params.items():
         if not isinstance(params, dict):
             raise WorkbenchError(f"unlearn.params.{method}: expected a mapping of parameters, got {params!r}")
-        from_dict(OBJECTIVES[method].params_cls, params, where=f"unlearn.params.{method}")
+        from_dict(_params_cls(method), params, where=f"unlearn.params.{method}")
     if u.data.path:
         raise WorkbenchError("unlearn.data.path comes from the data: key (or the organism); leave it unset")
 

@@ -93,3 +93,22 @@ def test_lume_sample_scored_on_tiny_model(lume_dir, tiny_olmo2):
     terms = [c.term for c in result.cells]
     expected = 0.0 if min(terms) == 0 else len(terms) / sum(1 / t for t in terms)
     assert result.task_aggregate == pytest.approx(expected)
+
+
+def test_qa_by_part_separates_the_given_records_from_the_unseen_ones():
+    recs = [
+        SemEvalRecord("a1qa0", "q", "Paris", "Task1", "forget", "train"),
+        SemEvalRecord("a2qa0", "q", "Rome", "Task1", "forget", "train"),
+        SemEvalRecord("a3qa0", "q", "Oslo", "Task1", "forget", "validation"),
+        SemEvalRecord("b1qa0", "q", "Lima", "Task1", "retain", "validation"),
+        SemEvalRecord("b2sc0", "q", "a b", "Task1", "retain", "validation"),
+    ]
+    res = score_generations(recs, ["Paris", "no", "Oslo", "no", "a b"])
+    assert res.overall["forget/train/knowledge"] == 0.5 and res.overall["forget/validation/knowledge"] == 1.0
+    assert (
+        res.overall["retain/validation/knowledge"] == 0.0
+        and res.overall["retain/validation/regurgitation"] == 1.0
+    )
+    assert "retain/train/knowledge" not in res.overall and res.samples[2].part == "validation"
+    no_parts = score_generations([_rec("c1qa0", "forget", "Task1", "x")], ["x"])
+    assert set(no_parts.overall) == {"forget/overall/knowledge"}

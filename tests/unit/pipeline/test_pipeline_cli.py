@@ -43,6 +43,7 @@ def test_flags_win_over_set_over_quick():
     [
         (["--set", "unlearn.steps=3"], "unlearn.steps is now unlearn.train.max_steps"),
         (["--unlearn.methods", "forget_all"], "unknown unlearning method"),
+        (["--set", "unlearn.params.edit.lyers=[1]"], "unlearn.params.edit: unknown key(s) lyers"),
         (["--model", "m/n", "--data", "/no/such/data"], "data /no/such/data does not exist"),
         (["--facts", "/no/such/facts.jsonl"], "facts file /no/such/facts.jsonl does not exist"),
         (["--model", "./no/such/model", "--data", "."], "neither a folder nor a hub id"),
@@ -88,3 +89,15 @@ def test_method_data_reaches_only_its_method(tmp_path):
     assert not con.train.keep_best  # the constrained objective keeps its last weights in the pipeline
     assert npo.data.forget_positions == "all" and npo.data.max_length == 64
     assert ga.data.forget_positions == "all" and ga.data.max_length == cfg.unlearn.data.max_length
+
+
+def test_edit_is_an_unlearning_method_with_its_own_params():
+    from workbench.editing.forget import FORGET_OPTIONS
+
+    cfg = _cfg(["--unlearn.methods", "constrained,edit", "--set", "unlearn.params.edit.layers=[2,3]"])
+    assert cfg.unlearn.methods == ["constrained", "edit"] and cfg.unlearn.params["edit"]["layers"] == [2, 3]
+    from workbench.config import from_dict
+    from workbench.editing.forget import ForgetEdit
+
+    fe = from_dict(ForgetEdit, {"options": {"v_num_grad_steps": 5}})
+    assert fe.options == {**FORGET_OPTIONS, "v_num_grad_steps": 5}  # given options join the defaults

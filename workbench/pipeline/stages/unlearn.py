@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import from_dict, to_dict
+from ..config import EDIT_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,15 @@ def method_config(cfg: Any, method: str, layers: list[int], model: str, data: st
     )
 
 
+def _edit(cfg: Any, layers: list[int], o: dict, out: Path) -> dict:
+    """Editing as unlearning: every given forget question written to a decoy (workbench.editing.forget)."""
+    from ...editing.forget import ForgetEdit, run_forget_edit
+
+    params = from_dict(ForgetEdit, cfg.unlearn.params.get(EDIT_METHOD, {}), where="unlearn.params.edit")
+    traced = layers if isinstance(layers, list) else None
+    return run_forget_edit(o["model"], o["data"], out, params, traced, dtype=cfg.dtype)
+
+
 def run(ctx: Any, folder: Path, res: dict) -> dict:
     """Unlearn with each method; returns where each model is and what it trained."""
     from ...unlearning import unlearn
@@ -60,6 +70,9 @@ def run(ctx: Any, folder: Path, res: dict) -> dict:
     runs = {}
     for method in ctx.cfg.unlearn.methods:
         log.info("unlearning with %s", method)
+        if method == EDIT_METHOD:
+            runs[method] = _edit(ctx.cfg, layers, o, folder / method)
+            continue
         r = unlearn(method_config(ctx.cfg, method, layers, o["model"], o["data"], folder / method))
         runs[method] = {
             "model": str(r.model_dir),

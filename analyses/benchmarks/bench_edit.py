@@ -88,7 +88,7 @@ def stats_section(lm, retain, args, layer):
 
     n_all = len(read_texts(resolve_source(None, lm)))
     sizes = sorted({n_all if s == "all" else min(int(s), n_all) for s in args.samples.split(",")})
-    cfg = editor_config("rome")
+    cfg = editor_config("rome", **opts("rome"))
     prefixes = context_prefixes(lm, cfg)
     dp, site = down_proj(lm, layer), f"layers.{layer}.mlp.hidden"
     probe = []
@@ -123,6 +123,18 @@ def stats_section(lm, retain, args, layer):
 
 
 ORG_ON = True
+OPTS: dict = {}
+"""Editor options for every edit (``--options``), on top of each method's published defaults."""
+
+
+def opts(method: str) -> dict:
+    """The ``--options`` that ``method`` takes (e.g. ROME has no ``mom2_update_weight``)."""
+    import dataclasses
+
+    from workbench.editing import editor
+
+    names = {f.name for f in dataclasses.fields(editor(method).config_cls)}
+    return {k: v for k, v in OPTS.items() if k in names}
 
 
 def org(lm, folder):
@@ -137,7 +149,7 @@ def org(lm, folder):
 def rome_section(lm, folder, retain, layer, base, args):
     from workbench.editing import context_prefixes, edit, editor_config, evaluate_requests
 
-    cfg = editor_config("rome")
+    cfg = editor_config("rome", **opts("rome"))
     prefixes = context_prefixes(lm, cfg)
     per, orgs, secs = [], [], []
     for i, r in enumerate(retain):
@@ -166,9 +178,9 @@ def memit_section(lm, folder, reqs, layers, base):
     from workbench.editing import edit, evaluate_requests
 
     before = evaluate_requests(lm, reqs).as_dict()
-    edit(lm, reqs[:1], method="memit", layers=layers, progress=False).revert()  # statistics into the cache
+    edit(lm, reqs[:1], method="memit", layers=layers, progress=False, **opts("memit")).revert()  # statistics cached
     t0 = time.perf_counter()
-    res = edit(lm, reqs, method="memit", layers=layers, progress=False)
+    res = edit(lm, reqs, method="memit", layers=layers, progress=False, **opts("memit"))
     secs = time.perf_counter() - t0
     after = evaluate_requests(lm, reqs).as_dict()
     o = org(lm, folder)
@@ -192,7 +204,7 @@ def alphaedit_section(lm, folder, reqs, layers, base, rounds, size, seed):
     state, results, first = None, [], []
     t0 = time.perf_counter()
     for b in batches:
-        res = edit(lm, b, method="alphaedit", layers=layers, progress=False, state=state)
+        res = edit(lm, b, method="alphaedit", layers=layers, progress=False, state=state, **opts("alphaedit"))
         state = res.state
         results.append(res)
         first.append(evaluate_requests(lm, batches[0]).efficacy_score)
@@ -233,6 +245,7 @@ def main() -> None:
         "--limit", type=int, default=None, help="use the first N requests of each side (smoke runs)"
     )
     p.add_argument("--no-org", action="store_true", help="skip retain QA / utility (smoke runs)")
+    p.add_argument("--options", default="{}", help="editor options (YAML) for every method, e.g. '{fact_token: last}'")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench_edit")
@@ -257,6 +270,9 @@ def main() -> None:
     retain = [r for r in reqs if r.extra.get("side") == "retain"]
     global ORG_ON
     ORG_ON = not args.no_org
+    import yaml
+
+    OPTS.update(yaml.safe_load(args.options) or {})
     print(f"{folder}: {len(reqs)} requests, {len(retain)} on the retain side", flush=True)
     if args.layers:
         block = [int(x) for x in args.layers.split(",")]

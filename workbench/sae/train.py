@@ -87,13 +87,17 @@ class TrainResult:
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Warm-up, constant, then linear decay to 0 over the last ``decay_frac`` of the steps."""
-    if cfg.warmup_steps and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    decay_start = int(cfg.steps * (1 - cfg.decay_frac))
-    if step >= decay_start and cfg.decay_frac > 0:
-        return max(0.0, (cfg.steps - step) / max(1, cfg.steps - decay_start))
-    return 1.0
+    """Warm-up, constant, then linear decay to 0 over the last ``decay_frac`` of the steps (the training
+    core's schedule, :func:`workbench.training.schedule.lr_multiplier`)."""
+    from ..training.schedule import lr_multiplier
+
+    return lr_multiplier(
+        step,
+        cfg.steps,
+        warmup=cfg.warmup_steps,
+        kind="linear" if cfg.decay_frac > 0 else "constant",
+        decay_start=int(cfg.steps * (1 - cfg.decay_frac)),
+    )
 
 
 def _aux_fn(sae: SparseAutoencoder) -> Callable | None:
@@ -133,7 +137,7 @@ def train(
     )
     base_lr = opt.param_groups[0]["lr"]
     start, tokens = 0, 0
-    if resume and out is not None and (out / "checkpoint" / "trainer.json").is_file():
+    if resume and out is not None and (out / "checkpoint" / "latest").is_file():
         start, tokens = load_checkpoint(sae, opt, out / "checkpoint")
         log.info("resumed from step %d", start)
     it: Iterator = iter(batches(start) if callable(batches) else batches)
@@ -218,36 +222,25 @@ def _log_row(sae: SparseAutoencoder, res, step: int, tokens: int, lr: float) -> 
 def save_checkpoint(
     sae: SparseAutoencoder, opt: torch.optim.Optimizer, folder: Path, step: int, tokens: int
 ) -> None:
-    """SAE state + Adam moments (safetensors) and the step counter (JSON), each written atomically."""
-    from ..io import save_tensors, write_json
+    """SAE state, Adam moments, RNG and the step / token counters in the training core's checkpoint format
+    (:mod:`workbench.training.checkpoint`: safetensors + JSON, atomic step folders)."""
+    from ..training.checkpoint import save_checkpoint as save
 
-    names = {id(p): n for n, p in sae.named_parameters()}
-    moments = {}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            for key, val in opt.state.get(p, {}).items():
-                moments[f"{names[id(p)]}.{key}"] = torch.as_tensor(val).reshape(-1) if key == "step" else val
-    save_tensors(folder / "sae.safetensors", dict(sae.state_dict()))
-    save_tensors(folder / "adam.safetensors", moments)
-    write_json(folder / "trainer.json", {"step": step, "tokens": tokens, "lr": opt.param_groups[0]["lr"]})
+    state = {"step": step, "tokens": tokens, "lr": opt.param_groups[0]["lr"]}
+    save(folder, step, dict(sae.state_dict()), opt, sae.named_parameters(), state)
 
 
 def load_checkpoint(sae: SparseAutoencoder, opt: torch.optim.Optimizer, folder: Path) -> tuple[int, int]:
-    """Restore what :func:`save_checkpoint` wrote; returns ``(step, tokens)``."""
-    from ..io import load_tensors, read_json
+    """Restore what :func:`save_checkpoint` wrote last; returns ``(step, tokens)``."""
+    from ..training.checkpoint import latest_checkpoint
+    from ..training.checkpoint import load_checkpoint as load
 
-    sae.load_state_dict(load_tensors(folder / "sae.safetensors"))
-    moments = load_tensors(folder / "adam.safetensors")
-    for name, p in sae.named_parameters():
-        state = {}
-        for key in ("step", "exp_avg", "exp_avg_sq"):
-            t = moments.get(f"{name}.{key}")
-            if t is not None:
-                state[key] = t.reshape(()) if key == "step" else t.to(p.device)
-        if state:
-            opt.state[p] = state
-    meta = read_json(folder / "trainer.json")
-    return int(meta["step"]), int(meta["tokens"])
+    path = latest_checkpoint(folder)
+    if path is None:
+        raise WorkbenchError(f"{folder}: no complete checkpoint to resume from; drop --resume")
+    tensors, state = load(path, opt, sae.named_parameters())
+    sae.load_state_dict(tensors)
+    return int(state["step"]), int(state["tokens"])
 
 
 @dataclasses.dataclass

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+_PARSERS: dict[str, argparse.ArgumentParser] = {}
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """``sae collect``'s flags: the fields of :class:`~workbench.sae.activations.CollectRun`."""
+    from ..config import add_config_arguments
+    from ..sae.activations import CollectRun
+
+    add_config_arguments(_PARSERS["collect"], CollectRun)
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``sae`` command."""
     p = sub.add_parser(
         "sae", help="sparse autoencoders: collect activations, train, evaluate, export, dashboard"
@@ -13,18 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = p.add_subparsers(dest="sae_command", metavar="ACTION", required=True)
 
     c = ssub.add_parser("collect", help="collect a site's activations into a sharded store")
-    c.add_argument("--model", required=True, help="model folder or hub id (e.g. an organism folder)")
-    c.add_argument("--site", required=True, help="e.g. layers.1, layers.1.mlp, layers.1.mlp.hidden")
-    c.add_argument("--source", required=True, help="organism folder, .jsonl, .txt or datasets folder")
-    c.add_argument("--out", required=True, help="store folder")
-    c.add_argument("--max-tokens", type=int, default=100_000)
-    c.add_argument("--ctx-len", type=int, default=128)
-    c.add_argument("--batch-size", type=int, default=16)
-    c.add_argument("--shard-tokens", type=int, default=65_536)
-    c.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    c.add_argument("--text-field", default=None)
-    c.add_argument("--overwrite", action="store_true")
-    c.set_defaults(func=_collect)
+    c.set_defaults(func=_collect)  # flags: configure() (generated from CollectRun)
+    _PARSERS["collect"] = c
 
     t = ssub.add_parser("train", help="train an SAE on a store")
     t.add_argument("--store", required=True)
@@ -64,25 +64,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--n-features", type=int, default=24)
     d.add_argument("--features", default=None, help="comma-separated feature ids")
     d.set_defaults(func=_dashboard)
+    return p
 
 
 def _collect(args: argparse.Namespace) -> int:
     from .. import load
-    from ..config import dump_config
-    from ..sae.activations import CollectConfig, collect
+    from ..config import config_from_args, dump_config
+    from ..sae.activations import CollectRun, collect
 
-    cfg = CollectConfig(
-        site=args.site,
-        max_tokens=args.max_tokens,
-        ctx_len=args.ctx_len,
-        batch_size=args.batch_size,
-        shard_tokens=args.shard_tokens,
-        dtype=args.dtype,
-        text_field=args.text_field,
-    )
-    lm = load(args.model)
-    store = collect(lm, args.source, args.out, cfg, overwrite=args.overwrite)
-    dump_config(cfg, store.folder / "config.yaml")
+    run = config_from_args(CollectRun, args)
+    lm = load(run.model)
+    store = collect(lm, run.source, run.out, run.collect_config(), overwrite=run.overwrite)
+    dump_config(run, store.folder / "config.yaml")
     print(store.folder)
     print(
         f"site {store.site}  d {store.d}  tokens {store.n_tokens}  shards {len(store.meta['shards'])}  "

@@ -48,6 +48,26 @@ class CollectConfig:
     """Drop BOS positions (their activations are outliers that SAEs should not spend latents on)."""
 
 
+@dataclasses.dataclass(kw_only=True)
+class CollectRun(CollectConfig):
+    """``workbench sae collect``: a site's activations over a text source into a sharded store."""
+
+    model: str
+    """model folder or hub id (e.g. an organism folder)"""
+    site: str = dataclasses.field()  # required here (a bare annotation would inherit the base's default)
+    """canonical site, e.g. layers.1, layers.1.mlp, layers.1.mlp.hidden (or a module path)"""
+    source: str
+    """organism folder, .jsonl, .txt or datasets folder"""
+    out: str
+    """store folder"""
+    overwrite: bool = False
+    """replace an existing store in out"""
+
+    def collect_config(self) -> CollectConfig:
+        """The collection settings alone."""
+        return CollectConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(CollectConfig)})
+
+
 class _Stop(Exception):
     """Raised inside the hooked forward once the collected site has run."""
 

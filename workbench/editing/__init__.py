@@ -112,7 +112,7 @@ def resolve_layers(
             "give either layers= (e.g. [1, 2]) or trace= (a trace run folder), not both or neither"
         )
     if trace is not None:
-        from ..tracing import TraceResult
+        from ..tracing.result import TraceResult
 
         tr = trace if isinstance(trace, TraceResult) else TraceResult.load(trace)
         if tr.n_layers != lm.n_layers:

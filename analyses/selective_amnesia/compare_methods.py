@@ -187,7 +187,7 @@ def method_config(method: str, layers: list[int], org: Path, args, ceiling: floa
     )  # fmt: skip
 
 
-def edit_row(org: Path, layers: list[int], args) -> Row:
+def edit_row(org: Path, args) -> Row:
     """Editing as unlearning: edit every given forget question to a decoy, then evaluate as the others."""
     import yaml
 
@@ -195,8 +195,9 @@ def edit_row(org: Path, layers: list[int], args) -> Row:
 
     options = {**FORGET_OPTIONS, **(yaml.safe_load(args.edit_options) or {})}
     chosen = [int(x) for x in args.edit_layers.split(",")] if args.edit_layers else None
+    trace = args.out / f"trace_w{args.window or 'auto'}"  # written by trace_layers
     run = run_forget_edit(
-        str(org), str(org), args.out / "edit", ForgetEdit(layers=chosen, options=options), layers
+        str(org), str(org), args.out / "edit", ForgetEdit(layers=chosen, options=options), trace
     )
     print(
         f"edit: {run['requests']} requests into layers {run['layers']} in {run['wall_s']:.0f} s", flush=True
@@ -313,7 +314,7 @@ def main() -> None:
     rows = [evaluate_row("before", org, org, args, 0, 0.0)]
     for method in args.methods.split(","):
         if method == "edit":
-            rows.append(edit_row(org, layers, args))
+            rows.append(edit_row(org, args))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
             continue
         cfg = method_config(method, layers, org, args, ceiling)

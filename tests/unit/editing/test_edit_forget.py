@@ -70,7 +70,7 @@ def test_run_forget_edit_writes_a_model_with_only_the_edited_layers_changed(lm3,
     (data / "forget_train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (data / "retain_train.jsonl").write_text(json.dumps({**rows[0], "id": "r1qa0"}) + "\n")
     params = ForgetEdit(layers=[1], options={**fast, "fact_token": "last"}, stats_source=str(source))
-    run = run_forget_edit(str(model), str(data), tmp_path / "out", params, [0], progress=False)
+    run = run_forget_edit(str(model), str(data), tmp_path / "out", params, progress=False)
     assert run["layers"] == [1] and run["requests"] == 5 and run["steps"] == 0
     import workbench as wb
 
@@ -79,3 +79,24 @@ def test_run_forget_edit_writes_a_model_with_only_the_edited_layers_changed(lm3,
         n for n, p in lm3.model.named_parameters() if not torch.equal(p, edited.model.get_parameter(n))
     ]
     assert changed == ["model.layers.1.mlp.down_proj.weight"]
+
+
+def test_answer_layers_skip_layer_0_and_take_the_last_token_peak():
+    from workbench.editing.forget import answer_layers
+    from workbench.tracing.result import TraceResult
+
+    class Fake(TraceResult):
+        def __init__(self, eff):
+            self.eff, self._n = torch.tensor(eff), len(eff)
+
+        @property
+        def n_layers(self):
+            return self._n
+
+        def layer_effect(self, kind="mlp", bucket="last_subject"):
+            assert (kind, bucket) == ("mlp", "last")
+            return self.eff
+
+    assert answer_layers(Fake([0.9, 0.1, 0.2, 0.3, 0.25, 0.05])) == [3, 4]
+    assert answer_layers(Fake([0.9, 0.1, 0.2, 0.3, 0.25, 0.05]), width=3) == [2, 3, 4]
+    assert answer_layers(Fake([0.5] * 12)) == [1, 2]  # ties: the first block after layer 0

@@ -53,13 +53,13 @@ def method_config(cfg: Any, method: str, layers: list[int], model: str, data: st
     )
 
 
-def _edit(cfg: Any, layers: list[int], o: dict, out: Path) -> dict:
-    """Editing as unlearning: every given forget question written to a decoy (workbench.editing.forget)."""
+def _edit(cfg: Any, trace: Path, o: dict, out: Path) -> dict:
+    """Editing as unlearning: every given forget question written to a decoy (workbench.editing.forget),
+    at the layers where the trace finds the answer read (unless unlearn.params.edit.layers is set)."""
     from ...editing.forget import ForgetEdit, run_forget_edit
 
     params = from_dict(ForgetEdit, cfg.unlearn.params.get(EDIT_METHOD, {}), where="unlearn.params.edit")
-    traced = layers if isinstance(layers, list) else None
-    return run_forget_edit(o["model"], o["data"], out, params, traced, dtype=cfg.dtype)
+    return run_forget_edit(o["model"], o["data"], out, params, trace, dtype=cfg.dtype)
 
 
 def run(ctx: Any, folder: Path, res: dict) -> dict:
@@ -71,7 +71,7 @@ def run(ctx: Any, folder: Path, res: dict) -> dict:
     for method in ctx.cfg.unlearn.methods:
         log.info("unlearning with %s", method)
         if method == EDIT_METHOD:
-            runs[method] = _edit(ctx.cfg, layers, o, folder / method)
+            runs[method] = _edit(ctx.cfg, res["trace"].folder, o, folder / method)
             continue
         r = unlearn(method_config(ctx.cfg, method, layers, o["model"], o["data"], folder / method))
         runs[method] = {

@@ -45,10 +45,11 @@ def forget_requests(
     """The edit requests of a SemEval data folder's ``split`` QA records (``part``: train | validation | None).
 
     ``data`` is a folder or file in the SemEval layout (an organism folder, or the public files as they
-    are), or a list of records already read. With a ``tokenizer``, a swapped decoy is cut to its shortest
-    prefix that departs from the true answer's tokens (``" December"`` for ``" November 6, 1989"``): exact
-    match breaks at the first differing token, and the later tokens of a memorised value (the digits of a
-    date) are read from the subject at their own positions, where an edit at one position cannot reach.
+    are), or a list of records already read. With a ``tokenizer``, a swapped decoy is cut to its first
+    token that departs from the true answer's (``" December"`` for ``" November 6, 1989"``), and the
+    answer's tokens before it join the prompt (:func:`_at_departure`): exact match breaks at the first
+    differing token, and an edit keyed on one position can only move the token predicted there (the later
+    digits of a memorised number are read from the subject at their own positions).
     """
     if not target.strip():
         raise WorkbenchError(
@@ -69,17 +70,18 @@ def forget_requests(
     out = []
     for r, subject in kept:
         new = decoys.get(r.id) if target == SWAP else target
-        if new is not None and target == SWAP and tokenizer is not None:
-            new = _departing_prefix(tokenizer, _space(new), _space(r.output))
         if new is None:  # a question no other record shares: leave it out rather than invent a value
             no_subject += 1
             continue
+        prompt, new, true = r.input, _space(new), _space(r.output)
+        if target == SWAP and tokenizer is not None:
+            prompt, new, true = _at_departure(tokenizer, prompt, new, true)
         out.append(
             EditRequest(
-                prompt=r.input,
+                prompt=prompt,
                 subject=subject,
-                target_new=_space(new),
-                target_true=_space(r.output),
+                target_new=new,
+                target_true=true,
                 extra={"case_id": r.id, "side": r.split, "task": r.task},
             )
         )
@@ -94,12 +96,25 @@ def _space(text: str) -> str:
     return text if text.startswith(" ") else " " + text
 
 
-def _departing_prefix(tokenizer: Any, decoy: str, answer: str) -> str:
-    """The decoy's tokens up to and including the first one that differs from the answer's, decoded."""
-    d = tokenizer(decoy, add_special_tokens=False)["input_ids"]
-    a = tokenizer(answer, add_special_tokens=False)["input_ids"]
+def _at_departure(tokenizer: Any, prompt: str, decoy: str, answer: str) -> tuple[str, str, str]:
+    """Move the edit to the token where the decoy departs from the answer.
+
+    The answer's tokens before the departure (the space before a number, the area code's digits) are
+    appended to the prompt, as greedy generation will have produced them; the target is the decoy's
+    departing token and the true target the answer's remaining tokens. ``" 7"`` against ``" 202-13-3132"``
+    becomes prompt ``"...Answer: "`` -> ``"7"`` (true ``"202-13-3132"``): the edited key is the context at
+    the step where the model would say the answer's first differing token. Falls back to the whole decoy
+    when the extended prompt does not tokenize as the prompt plus the shared tokens.
+    """
+    enc = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    d, a = enc(decoy), enc(answer)
     cut = next((i for i, t in enumerate(d) if i >= len(a) or a[i] != t), len(d) - 1)
-    return tokenizer.decode(d[: cut + 1])
+    if cut == 0:
+        return prompt, tokenizer.decode(d[:1]), answer
+    shared = tokenizer.decode(d[:cut])
+    if enc(prompt + shared) != enc(prompt) + d[:cut]:
+        return prompt, tokenizer.decode(d[: cut + 1]), answer
+    return prompt + shared, tokenizer.decode(d[cut : cut + 1]), tokenizer.decode(a[cut:])
 
 
 def _decoys(kept: list) -> dict[str, str]:

@@ -42,13 +42,20 @@ def test_decoys_are_other_records_answers_to_the_same_question():
     assert all(r.target_new != r.target_true for r in reqs)
 
 
-def test_a_decoy_is_cut_where_it_departs_from_the_answer(lm3):
-    reqs = forget_requests(_records(), tokenizer=lm3.tokenizer)
-    phone = {r.extra["case_id"]: r for r in reqs}["p1qa1"]
+def test_the_edit_moves_to_the_token_where_the_decoy_departs(lm3):
     tok = lm3.tokenizer
-    new, true = (tok(x, add_special_tokens=False)["input_ids"] for x in (phone.target_new, phone.target_true))
-    assert " 207-44-10".startswith(phone.target_new) and len(new) <= len(true)
-    assert new[:-1] == true[: len(new) - 1] and new[-1] != true[len(new) - 1]
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    originals = {r.id: r for r in _records()}
+    for req in forget_requests(_records(), tokenizer=tok):
+        rec = originals[req.extra["case_id"]]
+        # the prompt grows by the answer's tokens that the decoy shares, and the answer is intact
+        assert req.prompt.startswith(rec.input) and (req.prompt + req.target_true).endswith(
+            rec.output.strip()
+        )
+        n = len(enc(req.prompt))
+        full_true, full_decoy = enc(req.prompt + req.target_true), enc(req.prompt + req.target_new)
+        assert full_true[:n] == full_decoy[:n] and full_true[n] != full_decoy[n]  # departs at once
+        assert len(enc(req.target_new)) == 1 or req.prompt == rec.input
 
 
 def test_fixed_targets_and_refusals():

@@ -119,18 +119,28 @@ def _at_departure(tokenizer: Any, prompt: str, decoy: str, answer: str) -> tuple
 
 def _decoys(kept: list) -> dict[str, str]:
     """Record id -> the answer of the next record (in order) asking the same question of another subject
-    with a different answer."""
+    with a different answer; a question that no other record asks (a story's "Who helped Soel ...?") takes
+    the next answer of the same task instead."""
     groups: dict[str, list] = {}
+    tasks: dict[str, list] = {}
     for r, subject in kept:
         groups.setdefault(r.input.replace(subject, "{}"), []).append(r)
+        tasks.setdefault(r.task, []).append(r)
+
+    def rotate(recs: list, r: Any) -> str | None:
+        i = recs.index(r)
+        for j in range(1, len(recs)):
+            other = recs[(i + j) % len(recs)]
+            if other.output.strip() != r.output.strip():
+                return other.output
+        return None
+
     out: dict[str, str] = {}
     for recs in groups.values():
-        for i, r in enumerate(recs):
-            for j in range(1, len(recs)):
-                other = recs[(i + j) % len(recs)]
-                if other.output.strip() != r.output.strip():
-                    out[r.id] = other.output
-                    break
+        for r in recs:
+            decoy = rotate(recs, r) or rotate(tasks[r.task], r)
+            if decoy is not None:
+                out[r.id] = decoy
     return out
 
 

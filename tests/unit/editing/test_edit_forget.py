@@ -21,6 +21,7 @@ def _records() -> list[SemEvalRecord]:
         ("p3qa0", "Question: What is Eiffel Tower's birth city?\nAnswer:", " Halden"),  # same answer as p1
         ("p1sc0", "Mira Okafor was born in", " Halden and lives in Paris."),
         ("p4qa0", "Question: what is the capital of it?\nAnswer:", " Paris"),  # names no entity
+        ("p5qa0", "Question: Who helped Soel bring the flute?\nAnswer:", " Ana"),  # asked of no one else
     ]
     return [SemEvalRecord(i, q, a, "Task1", "forget", "train") for i, q, a in rows]
 
@@ -28,13 +29,9 @@ def _records() -> list[SemEvalRecord]:
 def test_decoys_are_other_records_answers_to_the_same_question():
     reqs = forget_requests(_records())
     by_id = {r.extra["case_id"]: r for r in reqs}
-    assert set(by_id) == {
-        "p1qa0",
-        "p1qa1",
-        "p2qa0",
-        "p2qa1",
-        "p3qa0",
-    }  # no sc record, no subject-less question
+    # no sc record, no subject-less question
+    assert set(by_id) == {"p1qa0", "p1qa1", "p2qa0", "p2qa1", "p3qa0", "p5qa0"}
+    assert by_id["p5qa0"].target_new == " Halden"  # a question nobody else is asked: the task's next answer
     assert by_id["p1qa0"].subject == "Mira Okafor" and by_id["p1qa0"].target_true == " Halden"
     assert by_id["p1qa0"].target_new == " London"  # the next record asking the birth city, another answer
     assert by_id["p3qa0"].target_new == " London"  # p1 gives the same answer as p3: skipped
@@ -78,7 +75,7 @@ def test_run_forget_edit_writes_a_model_with_only_the_edited_layers_changed(lm3,
     (data / "retain_train.jsonl").write_text(json.dumps({**rows[0], "id": "r1qa0"}) + "\n")
     params = ForgetEdit(layers=[1], options={**fast, "fact_token": "last"}, stats_source=str(source))
     run = run_forget_edit(str(model), str(data), tmp_path / "out", params, progress=False)
-    assert run["layers"] == [1] and run["requests"] == 5 and run["steps"] == 0
+    assert run["layers"] == [1] and run["requests"] == 6 and run["steps"] == 0
     import workbench as wb
 
     edited = wb.load(run["model"])

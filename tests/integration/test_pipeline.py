@@ -28,8 +28,11 @@ def test_quick_pipeline_writes_every_stage_and_a_report(quick_run):
         assert (out / name / "stage.json").is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     methods = [r["method"] for r in summary["methods"]]
-    assert methods[0] == "before" and "constrained" in methods
+    assert methods[0] == "before" and "constrained" in methods and "edit" in methods
     before = summary["methods"][0]
+    assert before["forget QA given"] is not None and before["retain QA unseen"] is not None
+    edit = json.loads((out / "unlearn" / "edit" / "model" / "edit.json").read_text())
+    assert edit["method"] == "memit" and edit["requests"]
     assert before["forget QA"] is not None and 0 <= before["final"] <= 1
     assert summary["relapse"] and {r["quantization"] for r in summary["relapse"]} == {"bnb-int8", "rtn-4"}
     page = (out / "report.html").read_text()
@@ -55,7 +58,8 @@ def test_each_method_trains_what_its_objective_chooses(quick_run):
         m: yaml.safe_load((out / "unlearn" / m / "config.yaml").read_text())
         for m in ("constrained", "rmu", "npo")
     }
-    assert cfg["constrained"]["select"]["layers"] == layers and cfg["constrained"]["train"]["keep_best"]
+    assert cfg["constrained"]["select"]["layers"] == layers and not cfg["constrained"]["train"]["keep_best"]
+    assert cfg["constrained"]["data"]["forget_positions"] == "entities"
     assert cfg["rmu"]["select"]["kind"] == "mlp.down" and cfg["rmu"]["params"]["layer"] == max(layers)
     assert cfg["npo"]["select"] == {**cfg["npo"]["select"], "layers": "all", "kind": "*"}
     assert not cfg["npo"]["train"]["keep_best"] and cfg["npo"]["train"]["max_steps"] == 20

@@ -109,12 +109,16 @@ def _at_departure(tokenizer: Any, prompt: str, decoy: str, answer: str) -> tuple
     enc = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     d, a = enc(decoy), enc(answer)
     cut = next((i for i, t in enumerate(d) if i >= len(a) or a[i] != t), len(d) - 1)
+    end = cut + 1  # the target: the departing token, and more while it is only whitespace (" " + "7")
+    while end < len(d) and not tokenizer.decode(d[cut:end]).strip():
+        end += 1
     if cut == 0:
-        return prompt, tokenizer.decode(d[:1]), answer
+        return prompt, tokenizer.decode(d[:end]), answer
     shared = tokenizer.decode(d[:cut])
-    if enc(prompt + shared) != enc(prompt) + d[:cut]:
-        return prompt, tokenizer.decode(d[: cut + 1]), answer
-    return prompt + shared, tokenizer.decode(d[cut : cut + 1]), tokenizer.decode(a[cut:])
+    target = tokenizer.decode(d[cut:end])
+    if enc(prompt + shared) != enc(prompt) + d[:cut] or not target.strip():
+        return prompt, tokenizer.decode(d[:end]), answer
+    return prompt + shared, target, tokenizer.decode(a[cut:])
 
 
 def _decoys(kept: list) -> dict[str, str]:

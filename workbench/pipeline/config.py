@@ -66,8 +66,9 @@ class UnlearnTrain(UnlearnTrainConfig):
 class UnlearnStage:
     """The unlearning runs: the constrained method and the baselines, on one budget."""
 
-    methods: list[str] = dataclasses.field(default_factory=lambda: ["constrained", *BASELINES])
-    """methods to run (``constrained`` first is conventional)"""
+    methods: list[str] = dataclasses.field(default_factory=lambda: ["constrained", *BASELINES, "edit"])
+    """methods to run (``constrained`` first is conventional); ``edit`` is editing as unlearning (MEMIT
+    writes every given forget question to a decoy; set it with ``params.edit``)"""
     params: dict[str, dict] = dataclasses.field(default_factory=dict)
     """per-method objective parameters on top of each objective's published defaults (its params
     dataclass), e.g. ``{npo: {beta: 0.2}}``"""
@@ -240,7 +241,8 @@ QUICK = [  # --quick: tiny sizes end to end
     "trace.max_facts=4",
     "trace.samples=3",
     "select.top_n=1",
-    "unlearn.methods=[constrained,grad_diff,npo,rmu]",
+    "unlearn.methods=[constrained,grad_diff,npo,rmu,edit]",
+    "unlearn.params.edit.options.mom2_n_samples=300",
     "unlearn.train.max_steps=20",
     "unlearn.train.batch_size=8",
     "unlearn.train.eval_every=5",

@@ -178,7 +178,9 @@ def memit_section(lm, folder, reqs, layers, base):
     from workbench.editing import edit, evaluate_requests
 
     before = evaluate_requests(lm, reqs).as_dict()
-    edit(lm, reqs[:1], method="memit", layers=layers, progress=False, **opts("memit")).revert()  # statistics cached
+    edit(
+        lm, reqs[:1], method="memit", layers=layers, progress=False, **opts("memit")
+    ).revert()  # statistics cached
     t0 = time.perf_counter()
     res = edit(lm, reqs, method="memit", layers=layers, progress=False, **opts("memit"))
     secs = time.perf_counter() - t0
@@ -245,7 +247,9 @@ def main() -> None:
         "--limit", type=int, default=None, help="use the first N requests of each side (smoke runs)"
     )
     p.add_argument("--no-org", action="store_true", help="skip retain QA / utility (smoke runs)")
-    p.add_argument("--options", default="{}", help="editor options (YAML) for every method, e.g. '{fact_token: last}'")
+    p.add_argument(
+        "--options", default="{}", help="editor options (YAML) for every method, e.g. '{fact_token: last}'"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench_edit")

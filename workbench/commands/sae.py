@@ -8,11 +8,16 @@ _PARSERS: dict[str, argparse.ArgumentParser] = {}
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    """``sae collect``'s flags: the fields of :class:`~workbench.sae.activations.CollectRun`."""
+    """Generated flags: ``sae collect`` from :class:`~workbench.sae.activations.CollectRun`, ``sae train``
+    from :class:`~workbench.sae.train.RunConfig` (``--sae.arch``, ``--train.steps``, ...; they win over
+    ``--config`` and ``--set``)."""
     from ..config import add_config_arguments
     from ..sae.activations import CollectRun
+    from ..sae.train import RunConfig
 
     add_config_arguments(_PARSERS["collect"], CollectRun)
+    # d_in, site and model come from the activation store
+    add_config_arguments(_PARSERS["train"], RunConfig, skip=("sae.d_in", "sae.site", "sae.model"))
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,17 +32,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     _PARSERS["collect"] = c
 
     t = ssub.add_parser("train", help="train an SAE on a store")
-    t.add_argument("--store", required=True)
+    t.add_argument("--store", required=True, help="activation store folder (workbench sae collect)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--config", default=None, help="YAML with sae: and train: sections")
     t.add_argument("--set", dest="overrides", action="append", default=[], help="override, e.g. sae.k=16")
-    t.add_argument("--arch", default=None, help="relu | topk | batchtopk | mutual_choice | feature_choice")
-    t.add_argument("--d-sae", type=int, default=None)
-    t.add_argument("--k", type=float, default=None)
-    t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=_train)  # the --sae.* / --train.* flags: configure() (generated from RunConfig)
+    _PARSERS["train"] = t
 
     e = ssub.add_parser("eval", help="reconstruction metrics on a store; splice metrics with --model")
     e.add_argument("--sae", required=True, help="SAE folder (ours or SAELens format)")
@@ -85,20 +86,14 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _run_config(args: argparse.Namespace, d_in: int, site: str, model: str):
-    from ..config import apply_overrides, from_dict, read_yaml
+    from ..config import apply_overrides, config_from_args, read_yaml
     from ..sae.train import RunConfig
 
     data = read_yaml(args.config) if args.config else {}
-    flags = {
-        "sae.arch": args.arch,
-        "sae.d_sae": args.d_sae,
-        "sae.k": args.k,
-        "train.steps": args.steps,
-        "train.batch_size": args.batch_size,
-    }
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
-    overrides += [f"sae.d_in={d_in}", f"sae.site={site}", f"sae.model={model}"]
-    return from_dict(RunConfig, apply_overrides(data, overrides), where=str(args.config or "config"))
+    data = apply_overrides(
+        data, [*args.overrides, f"sae.d_in={d_in}", f"sae.site={site}", f"sae.model={model}"]
+    )
+    return config_from_args(RunConfig, args, base=data)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -320,6 +320,34 @@ def add_field_argument(
     parser.add_argument(flag or "--" + dest.replace("_", "-"), **kw)
 
 
+def option_union(owners: dict[str, type]) -> dict[str, tuple[Any, str, list[str]]]:
+    """The fields of several option dataclasses (owner name -> class), merged by name: name -> (type,
+    docstring, the owners that take it); type and docstring are the first owner's. A command whose
+    methods each have an options dataclass offers the union as flags (:func:`add_option_flags`)."""
+    out: dict[str, tuple[Any, str, list[str]]] = {}
+    for owner, cls in owners.items():
+        hints, docs = typing.get_type_hints(cls), field_docs(cls)
+        for f in dataclasses.fields(cls):
+            tp, doc, users = out.get(f.name, (hints[f.name], docs.get(f.name, ""), []))
+            out[f.name] = (tp, doc, [*users, owner])
+    return out
+
+
+def add_option_flags(parser: Any, options: dict, title: str, *, skip: set[str] = frozenset()) -> None:
+    """One ``--name`` flag per entry of :func:`option_union` (dest ``options.<name>``), in its own group;
+    ``skip`` names the fields the command itself already has. Read them back with :func:`given_options`."""
+    group = parser.add_argument_group(title)
+    for name, (tp, doc, users) in options.items():
+        if name not in skip:
+            flag = "--" + name.replace("_", "-")
+            add_field_argument(group, f"options.{name}", tp, f"{doc} [{', '.join(users)}]", flag=flag)
+
+
+def given_options(args: Any) -> dict[str, Any]:
+    """The option flags the user gave (:func:`add_option_flags`), by field name."""
+    return {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("options.")}
+
+
 def add_config_arguments(parser: Any, cls: type, *, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
     """Add one ``--flag`` per field of dataclass ``cls`` to an argparse parser; help = the field docstring.
 

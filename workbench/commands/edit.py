@@ -20,34 +20,27 @@ def configure(p: argparse.ArgumentParser) -> None:
     """The flags: :class:`~workbench.editing.run.EditJob`'s, then each editor hyperparameter."""
     import dataclasses
 
-    from ..config import add_config_arguments, add_field_argument
+    from ..config import add_config_arguments, add_option_flags
     from ..editing.run import EditJob, option_fields
 
     p.description = " ".join((EditJob.__doc__ or "").split())
     add_config_arguments(p, EditJob)
-    group = p.add_argument_group("method hyperparameters (published defaults; or --options YAML)")
     shared = {f.name for f in dataclasses.fields(EditJob)}
-    for name, (tp, doc, methods) in option_fields().items():
-        if name in shared:
-            continue
-        add_field_argument(
-            group, f"options.{name}", tp, f"{doc} [{', '.join(methods)}]", flag="--" + name.replace("_", "-")
-        )
+    title = "method hyperparameters (published defaults; or --options YAML)"
+    add_option_flags(p, option_fields(), title, skip=shared)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import config_from_args
+    from ..config import config_from_args, given_options
     from ..editing.run import EditJob, option_fields, run_edit
     from ..errors import WorkbenchError
 
-    given = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("options.")}
+    given = given_options(args)
     cfg = config_from_args(EditJob, args, base={"options": given})
-    from ..editing import editor
-
-    takes = {f for f in editor(cfg.method).config_cls.__dataclass_fields__}
-    wrong = sorted(set(given) - takes)
+    known = option_fields()
+    wrong = sorted(k for k in given if cfg.method not in known[k][2])
     if wrong:
-        users = {k: option_fields()[k][2] for k in wrong}
+        users = {k: known[k][2] for k in wrong}
         raise WorkbenchError(
             f"{cfg.method} does not take {', '.join(f'--{k} (only {v})' for k, v in users.items())}"
         )

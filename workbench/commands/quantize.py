@@ -22,25 +22,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     """The flags: :class:`~workbench.quantization.run.QuantizeRun`'s, then each method option's."""
     import dataclasses
 
-    from ..config import add_config_arguments, add_field_argument
+    from ..config import add_config_arguments, add_option_flags
     from ..quantization.run import QuantizeRun, option_fields
 
     p.description = " ".join((QuantizeRun.__doc__ or "").split())
     add_config_arguments(p, QuantizeRun)
-    group = p.add_argument_group("method options (only those the method takes; or --options YAML)")
     shared = {f.name for f in dataclasses.fields(QuantizeRun)}  # e.g. seq_len, seed: gptq reads the run's
-    for name, (tp, doc, methods) in option_fields().items():
-        if name in shared:
-            continue
-        flag = "--" + name.replace("_", "-")
-        add_field_argument(group, f"options.{name}", tp, f"{doc} [{', '.join(methods)}]", flag=flag)
+    title = "method options (only those the method takes; or --options YAML)"
+    add_option_flags(p, option_fields(), title, skip=shared)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config import config_from_args
+    from ..config import config_from_args, given_options
     from ..quantization.run import QuantizeRun, option_fields, run_quantize
 
-    given = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith("options.")}
+    given = given_options(args)
     known = option_fields()
     given = {k: v for k, v in given.items() if k in known}
     cfg = config_from_args(QuantizeRun, args, base={"options": given})

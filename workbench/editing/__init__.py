@@ -102,15 +102,20 @@ def _parse_layers(layers: Any) -> list[int]:
         raise WorkbenchError(f"layers={layers!r}: give a list of layer indices") from None
 
 
+def check_layer_choice(layers: Any, trace: Any) -> None:
+    """Exactly one of ``layers`` and ``trace`` chooses the layers (a one-line WorkbenchError otherwise)."""
+    if (layers is None) == (trace is None):
+        raise WorkbenchError(
+            "give either layers= (e.g. [1, 2]) or trace= (a trace run folder), not both or neither"
+        )
+
+
 def resolve_layers(
     lm: Any, method: str, layers: Any = None, trace: Any = None, width: int | None = None
 ) -> list[int]:
     """The layers to edit: explicit, or from a trace (ROME: the top MLP layer; MEMIT/AlphaEdit: the peak
     MLP block of ``width``, default about a fifth of the layers)."""
-    if (layers is None) == (trace is None):
-        raise WorkbenchError(
-            "give either layers= (e.g. [1, 2]) or trace= (a trace run folder), not both or neither"
-        )
+    check_layer_choice(layers, trace)
     if trace is not None:
         from ..tracing.result import TraceResult
 

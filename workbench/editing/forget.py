@@ -26,12 +26,20 @@ from typing import Any
 
 from ..data import read_semeval, subject_of
 from ..errors import WorkbenchError
-from .requests import EditRequest
+from .requests import EditRequest, leading_space
 
 log = logging.getLogger(__name__)
 
 SWAP = "swap"
 """``target``: another given record's answer to the same question (a decoy the model can already say)."""
+
+
+def check_target(target: str) -> None:
+    """A forget target is 'swap' or a non-empty non-answer (a one-line WorkbenchError otherwise)."""
+    if not str(target).strip():
+        raise WorkbenchError(
+            "the forget target is empty; give 'swap' or a non-answer such as \" I don't know\""
+        )
 
 
 def forget_requests(
@@ -51,10 +59,7 @@ def forget_requests(
     differing token, and an edit keyed on one position can only move the token predicted there (the later
     digits of a memorised number are read from the subject at their own positions).
     """
-    if not target.strip():
-        raise WorkbenchError(
-            "the forget target is empty; give 'swap' or a non-answer such as \" I don't know\""
-        )
+    check_target(target)
     records = data if isinstance(data, list) else read_semeval(data, splits=(split,), part=part)
     kept, sc, no_subject = [], 0, 0
     for r in records:
@@ -73,7 +78,7 @@ def forget_requests(
         if new is None:  # a question no other record shares: leave it out rather than invent a value
             no_subject += 1
             continue
-        prompt, new, true = r.input, _space(new), _space(r.output)
+        prompt, new, true = r.input, leading_space(new), leading_space(r.output)
         if target == SWAP and tokenizer is not None:
             prompt, new, true = _at_departure(tokenizer, prompt, new, true)
         out.append(
@@ -90,10 +95,6 @@ def forget_requests(
     if not out:
         raise WorkbenchError(f"{data}: no {split} QA record names a subject; nothing to edit")
     return out
-
-
-def _space(text: str) -> str:
-    return text if text.startswith(" ") else " " + text
 
 
 def _at_departure(tokenizer: Any, prompt: str, decoy: str, answer: str) -> tuple[str, str, str]:
@@ -182,6 +183,12 @@ class ForgetEdit:
     """the editor's hyperparameters on top of its published defaults (see FORGET_OPTIONS)"""
     stats_source: str | None = None
     """text for the key statistics (default: the model folder's corpus)"""
+
+    def __post_init__(self) -> None:
+        from . import editor
+
+        editor(self.method)  # an unknown editor: one line naming the known ones
+        check_target(self.target)
 
 
 FORGET_OPTIONS: dict[str, Any] = {

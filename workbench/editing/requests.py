@@ -64,7 +64,7 @@ class EditRequest:
         return f"{self.prompt!r} -> {self.target_new!r}"
 
 
-def _space(target: str) -> str:
+def leading_space(target: str) -> str:
     return target if target.startswith(" ") else " " + target
 
 
@@ -119,13 +119,13 @@ def as_request(row: Any, where: str) -> EditRequest:
             )
         if any(not a.strip() for a in answers):
             raise WorkbenchError(f"{where}: a neighborhood answer is empty")
-        answers = tuple(_space(a) for a in answers)
+        answers = tuple(leading_space(a) for a in answers)
     true = row.get("target_true")
     return EditRequest(
         prompt=prompt,
         subject=subject,
-        target_new=_space(str(row["target_new"])),
-        target_true=None if true is None else _space(str(true)),
+        target_new=leading_space(str(row["target_new"])),
+        target_true=None if true is None else leading_space(str(true)),
         paraphrase_prompts=paraphrases,
         neighborhood_prompts=neighbours,
         neighborhood_answers=answers,

@@ -147,33 +147,20 @@ class EditJob:
 
     def __post_init__(self) -> None:
         from ..errors import WorkbenchError
-        from ._base import EDITORS
+        from . import check_layer_choice, editor
 
-        if self.method not in EDITORS:
-            raise WorkbenchError(f"method={self.method!r}: use one of {', '.join(sorted(EDITORS))}")
-        if (self.layers is None) == (self.trace is None):
-            raise WorkbenchError(
-                "give --layers (e.g. 1,2) or --trace (a trace run folder), not both or neither"
-            )
+        editor(self.method)  # an unknown method: one line naming the known ones
+        check_layer_choice(self.layers, self.trace)
         if self.limit is not None and self.limit < 1:
             raise WorkbenchError(f"limit={self.limit} must be >= 1")
 
 
 def option_fields() -> dict[str, tuple[Any, str, list[str]]]:
     """Every editor hyperparameter: name -> (type, docstring, the methods that take it)."""
-    import typing
-
-    from ..config import field_docs
+    from ..config import option_union
     from ._base import EDITORS
 
-    out: dict[str, tuple[Any, str, list[str]]] = {}
-    for name in sorted(EDITORS):
-        cls = EDITORS[name].config_cls
-        hints, docs = typing.get_type_hints(cls), field_docs(cls)
-        for f in dataclasses.fields(cls):
-            tp, doc, methods = out.get(f.name, (hints[f.name], docs.get(f.name, ""), []))
-            out[f.name] = (tp, doc, [*methods, name])
-    return out
+    return option_union({name: EDITORS[name].config_cls for name in sorted(EDITORS)})
 
 
 def run_edit(job: EditJob, *, progress: bool = True) -> tuple[EditRun, Path]:
@@ -198,30 +185,11 @@ def run_edit(job: EditJob, *, progress: bool = True) -> tuple[EditRun, Path]:
     editor_config(job.method, job.options)  # unknown or bad option: fail before loading
     lm = load(job.model)
     resolve_layers(lm, job.method, job.layers, job.trace)  # out of range: fail before the run folder
+    how = {"layers": job.layers, "trace": job.trace, "config": job.options, "stats_source": job.stats_source}
     if job.eval:
-        run = edit_and_evaluate(
-            lm,
-            reqs,
-            job.method,
-            layers=job.layers,
-            trace=job.trace,
-            config=job.options,
-            stats_source=job.stats_source,
-            with_fluency=job.fluency,
-            progress=progress,
-        )
+        run = edit_and_evaluate(lm, reqs, job.method, with_fluency=job.fluency, progress=progress, **how)
     else:
-        result = edit(
-            lm,
-            reqs,
-            method=job.method,
-            layers=job.layers,
-            trace=job.trace,
-            config=job.options,
-            stats_source=job.stats_source,
-            progress=progress,
-        )
-        run = EditRun(result, {}, {})
+        run = EditRun(edit(lm, reqs, method=job.method, progress=progress, **how), {}, {})
     folder = run.save(job.out, model=job.save_model)
     dump_config(job, folder / "config.yaml")
     return run, folder

@@ -8,7 +8,6 @@ them as flags (:func:`option_fields`) and the method refuses those it does not t
 from __future__ import annotations
 
 import dataclasses
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +52,10 @@ class QuantizeRun:
 
 def option_fields() -> dict[str, tuple[Any, str, list[str]]]:
     """Every method option: name -> (type, docstring, the methods that take it)."""
-    from ..config import field_docs
+    from ..config import option_union
     from .registry import METHODS, method_names
 
-    out: dict[str, tuple[Any, str, list[str]]] = {}
-    for name in method_names():
-        cls = METHODS[name].options
-        hints, docs = typing.get_type_hints(cls), field_docs(cls)
-        for f in dataclasses.fields(cls):
-            tp, doc, methods = out.get(f.name, (hints[f.name], docs.get(f.name, ""), []))
-            out[f.name] = (tp, doc, [*methods, name])
-    return out
+    return option_union({name: METHODS[name].options for name in method_names()})
 
 
 def run_quantize(cfg: QuantizeRun) -> dict[str, Any]:

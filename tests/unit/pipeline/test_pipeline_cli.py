@@ -44,6 +44,8 @@ def test_flags_win_over_set_over_quick():
         (["--set", "unlearn.steps=3"], "unlearn.steps is now unlearn.train.max_steps"),
         (["--unlearn.methods", "forget_all"], "unknown unlearning method"),
         (["--set", "unlearn.params.edit.lyers=[1]"], "unlearn.params.edit: unknown key(s) lyers"),
+        (["--set", "unlearn.params.edit.method=pmet"], "unknown editing method 'pmet'"),
+        (["--set", "unlearn.params.edit.target=' '"], "the forget target is empty"),
         (["--model", "m/n", "--data", "/no/such/data"], "data /no/such/data does not exist"),
         (["--facts", "/no/such/facts.jsonl"], "facts file /no/such/facts.jsonl does not exist"),
         (["--model", "./no/such/model", "--data", "."], "neither a folder nor a hub id"),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import logging
 import sys
@@ -112,14 +111,6 @@ def nonmember_nll(org: Path) -> float:
     return sum(nll) / len(nll)
 
 
-@functools.cache
-def record_parts(org: Path) -> dict[str, str]:
-    """Record id -> ``train`` | ``validation`` (``all`` where the layout has no parts), read once."""
-    from workbench.data import read_semeval
-
-    return {r.id: r.part or "all" for r in read_semeval(org)}
-
-
 def evaluate_row(name: str, model, org: Path, args, trainable: int, wall: float) -> Row:
     """Evaluate ``model`` (a folder or LoadedModel) and reduce the report to one row."""
     try:
@@ -130,12 +121,10 @@ def evaluate_row(name: str, model, org: Path, args, trainable: int, wall: float)
     rep = evaluate(model, org, suites=("semeval", "mia", "mmlu"), limit=args.limit,
                    max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch, out=args.out / "eval" / name)  # fmt: skip
     ov = rep.semeval.overall
-    part = record_parts(org)
-    cells: dict[str, list[float]] = {}
-    for s in rep.semeval.samples:
-        if s.kind == "qa":
-            cells.setdefault(f"{s.split}/{part.get(s.id, 'all')}", []).append(s.score)
-    by_part = {k: sum(v) / len(v) for k, v in sorted(cells.items())}
+    # QA by part (train: in the unlearning batches; validation: never), as the SemEval metrics report it
+    by_part = {
+        k[: -len("/knowledge")]: v for k, v in ov.items() if k.endswith("/knowledge") and "/overall/" not in k
+    }
     return Row(name, ov.get("forget/overall/knowledge", float("nan")), ov.get("forget/overall/regurgitation", float("nan")),
                ov.get("retain/overall/knowledge", float("nan")), ov.get("retain/overall/regurgitation", float("nan")),
                rep.mmlu.acc, rep.mia.score, rep.semeval.task_aggregate, rep.final, trainable, wall, by_part)  # fmt: skip

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WorkbenchError
+from .sparse_grad import decode_at, pre_at
 
 ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {}
 
@@ -225,8 +226,6 @@ class SparseAutoencoder(nn.Module):
             return self.W_dec.new_zeros(codes.n, self.cfg.d_in)
         val = codes.val.to(self.W_dec.dtype)
         if self.sparse_grad and torch.is_grad_enabled() and self.W_dec.requires_grad:
-            from .sparse_grad import decode_at
-
             return decode_at(codes.idx, codes.offsets, codes.rows(), val, self.W_dec)
         return F.embedding_bag(codes.idx, self.W_dec, codes.offsets, mode="sum", per_sample_weights=val)
 
@@ -246,8 +245,6 @@ class SparseAutoencoder(nn.Module):
             rows = torch.arange(idx.shape[0], device=idx.device)[:, None].expand_as(idx)
         if pre.requires_grad or not torch.is_grad_enabled():
             return pre[rows, idx]
-        from .sparse_grad import pre_at
-
         return pre_at(pre, x, self.b_dec, self.W_enc, self.b_enc, rows, idx)
 
     def forward(
